@@ -1,0 +1,34 @@
+//! Composable [tower] layers for building an authorizing proxy in front of
+//! [Electric](https://electric-sql.com)'s shape API.
+//!
+//! Electric serves a Postgres database over one HTTP endpoint, `/v1/shape`. By default anyone
+//! who reaches it can read anything its database user can; Electric's security guide says to
+//! put it behind an API token, network rules and an authorizing proxy, and to encrypt data in
+//! HTTP middleware where needed. This crate is that proxy, as layers any axum or hyper app
+//! stacks in its own router:
+//!
+//! ```text
+//! client ─► IpAllowLayer ─► (the app's own auth: puts a principal in extensions)
+//!        ─► ShapeParamPolicyLayer ─► ApiTokenLayer ─► BodyTransformLayer ─► ElectricUpstream ─► Electric
+//! ```
+//!
+//! - [`protocol`]: Electric's request as types; one parse, rendered back canonically.
+//! - [`rejection`]: the one refusal type: status plus Electric-shaped JSON body.
+//! - [`body`]: the body of layers that can answer by themselves.
+//!
+//! Every layer works with any `http_body::Body` and needs no axum.
+//!
+//! # Features
+//! - `proxy` (default): `ElectricUpstream`, the forwarding service.
+//! - `testing`: an Electric stand-in for tests.
+//! - `axum`: conveniences for axum apps.
+//!
+//! [tower]: https://docs.rs/tower
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod body;
+pub mod protocol;
+pub mod rejection;
+mod secret;
+
+pub use secret::SecretString;

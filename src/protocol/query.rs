@@ -1,0 +1,249 @@
+//! Query strings decoded the way Electric (Plug) decodes them, and encoded back.
+//!
+//! Keys and values are split on `&` and at the first `=`, `+` becomes a space, and `%XX`
+//! escapes are decoded in keys as well as values, so `params%5B1%5D` *is* `params[1]` and
+//! `%73ecret` *is* `secret`. A malformed escape or bytes that are not UTF-8 are refused, as
+//! Plug refuses them. Unlike Electric, which keeps the last copy of a repeated key, a key given
+//! twice is a refusal here: a proxy that checked one copy while Electric used another would be
+//! bypassed.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use super::ProtocolError;
+
+/// The longest query string accepted by default, in bytes.
+pub const DEFAULT_MAX_QUERY_LEN: usize = 16 * 1024;
+
+/// A decoded query string: its pairs in order, each key present once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryPairs {
+    pairs: Vec<(String, String)>,
+}
+
+impl QueryPairs {
+    /// Decodes a raw query string (without the leading `?`), refusing repeated keys.
+    pub fn parse(raw: &str) -> Result<Self, ProtocolError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for segment in raw.split('&').filter(|segment| !segment.is_empty()) {
+            let (key, value) = segment.split_once('=').unwrap_or((segment, ""));
+            let key = decode_component(key)?;
+            let value = decode_component(value)?;
+            if pairs.iter().any(|(seen, _)| *seen == key) {
+                return Err(ProtocolError::DuplicateKey { key });
+            }
+            pairs.push((key, value));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// Like [`QueryPairs::parse`], refusing a raw query longer than `max_len` bytes first.
+    pub fn parse_limited(raw: &str, max_len: usize) -> Result<Self, ProtocolError> {
+        if raw.len() > max_len {
+            return Err(ProtocolError::QueryTooLong { max_len });
+        }
+        Self::parse(raw)
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        let index = self.pairs.iter().position(|(name, _)| name == key)?;
+        Some(self.pairs.remove(index).1)
+    }
+
+    /// Keeps only the pairs for which `keep(key, value)` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
+        self.pairs.retain(|(key, value)| keep(key, value));
+    }
+
+    /// Appends a pair; a pair with the same key is replaced, so keys stay unique.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key = key.into();
+        self.pairs.retain(|(name, _)| *name != key);
+        self.pairs.push((key, value.into()));
+    }
+
+    /// The pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+    }
+
+    /// How many pairs there are.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Encodes the pairs back into a query string, in their order.
+    pub fn to_query_string(&self) -> String {
+        let mut out = String::new();
+        for (key, value) in &self.pairs {
+            push_pair(&mut out, key, value);
+        }
+        out
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for QueryPairs {
+    /// Collects pairs; a later pair with an already seen key replaces the earlier one.
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut pairs = Self::default();
+        for (key, value) in iter {
+            pairs.set(key, value);
+        }
+        pairs
+    }
+}
+
+/// Decodes one key or value: `+` is a space, `%XX` a byte; the result must be UTF-8.
+pub fn decode_component(raw: &str) -> Result<String, ProtocolError> {
+    if !raw.bytes().any(|byte| byte == b'+' || byte == b'%') {
+        return Ok(raw.to_owned());
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        match byte {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let high = bytes.get(index + 1).copied().and_then(hex_value);
+                let low = bytes.get(index + 2).copied().and_then(hex_value);
+                match (high, low) {
+                    (Some(high), Some(low)) => out.push(high << 4 | low),
+                    _ => return Err(ProtocolError::MalformedEscape),
+                }
+                index += 2;
+            }
+            other => out.push(other),
+        }
+        index += 1;
+    }
+    String::from_utf8(out).map_err(|_| ProtocolError::NotUtf8)
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-encodes one key or value: everything but RFC 3986's unreserved characters is
+/// escaped, so the result decodes to the same text under any form decoder.
+pub fn encode_component(text: &str) -> Cow<'_, str> {
+    fn unreserved(byte: u8) -> bool {
+        byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+    }
+    if text.bytes().all(unreserved) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        if unreserved(byte) {
+            out.push(char::from(byte));
+        } else {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Appends `key=value`, encoded, with a separating `&` when `out` is not empty.
+pub(crate) fn push_pair(out: &mut String, key: &str, value: &str) {
+    if !out.is_empty() {
+        out.push('&');
+    }
+    out.push_str(&encode_component(key));
+    out.push('=');
+    out.push_str(&encode_component(value));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plus_is_space_and_escapes_decode_in_keys_and_values() {
+        let pairs = QueryPairs::parse("where=id+%3E%3D+%241&params%5B1%5D=5&%73ecret=x").unwrap();
+        assert_eq!(pairs.get("where"), Some("id >= $1"));
+        assert_eq!(pairs.get("params[1]"), Some("5"));
+        assert_eq!(pairs.get("secret"), Some("x"));
+    }
+
+    #[test]
+    fn key_without_equals_has_empty_value_and_empty_segments_are_skipped() {
+        let pairs = QueryPairs::parse("live&&offset=-1&").unwrap();
+        assert_eq!(pairs.get("live"), Some(""));
+        assert_eq!(pairs.get("offset"), Some("-1"));
+        assert_eq!(pairs.len(), 2);
+    }
+
+    #[test]
+    fn repeated_key_is_refused_even_when_spelled_differently() {
+        for raw in [
+            "table=a&table=b",
+            "secret=x&%73ecret=y",
+            "params[1]=a&params%5B1%5D=b",
+            "where=a&where=a",
+        ] {
+            let error = QueryPairs::parse(raw).unwrap_err();
+            assert!(
+                matches!(error, ProtocolError::DuplicateKey { .. }),
+                "{raw}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_escapes_and_non_utf8_are_refused() {
+        assert_eq!(
+            QueryPairs::parse("table=%zz").unwrap_err(),
+            ProtocolError::MalformedEscape
+        );
+        assert_eq!(
+            QueryPairs::parse("table=%4").unwrap_err(),
+            ProtocolError::MalformedEscape
+        );
+        assert_eq!(
+            QueryPairs::parse("table=%ff").unwrap_err(),
+            ProtocolError::NotUtf8
+        );
+    }
+
+    #[test]
+    fn over_long_query_is_refused() {
+        let raw = format!("table={}", "a".repeat(100));
+        assert!(matches!(
+            QueryPairs::parse_limited(&raw, 50),
+            Err(ProtocolError::QueryTooLong { max_len: 50 })
+        ));
+    }
+
+    #[test]
+    fn encoding_round_trips_awkward_text() {
+        let text = "a b+c&d=e%f\"g\"[1] ünï ;#";
+        let encoded = encode_component(text);
+        assert!(encoded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
+        assert_eq!(decode_component(&encoded).unwrap(), text);
+    }
+}
