@@ -23,6 +23,7 @@ mod ident;
 mod offset;
 pub mod query;
 mod request;
+mod sql;
 
 pub use ident::{
     parse_column_list, render_column_list, Identifier, IdentifierError, TableName,
@@ -31,6 +32,7 @@ pub use ident::{
 pub use offset::{InvalidOffset, LogOffset, Offset};
 pub use query::QueryPairs;
 pub use request::{LogMode, Replica, ShapeRequest, SubsetParams};
+pub use sql::{SqlError, SqlExpr, SqlLimits};
 
 use crate::rejection::Rejection;
 
