@@ -15,6 +15,8 @@
 //! - [`protocol`]: Electric's request as types; one parse, rendered back canonically.
 //! - [`rejection`]: the one refusal type: status plus Electric-shaped JSON body.
 //! - [`body`]: the body of layers that can answer by themselves.
+//! - [`token`]: [`ApiTokenLayer`], Electric's secret injected server-side, and caller tokens
+//!   required in constant time.
 //!
 //! Every layer works with any `http_body::Body` and needs no axum.
 //!
@@ -30,5 +32,7 @@ pub mod body;
 pub mod protocol;
 pub mod rejection;
 mod secret;
+pub mod token;
 
 pub use secret::SecretString;
+pub use token::ApiTokenLayer;

@@ -24,17 +24,33 @@ pub struct QueryPairs {
 impl QueryPairs {
     /// Decodes a raw query string (without the leading `?`), refusing repeated keys.
     pub fn parse(raw: &str) -> Result<Self, ProtocolError> {
+        Self::parse_taking(raw, |_| false).map(|(pairs, _)| pairs)
+    }
+
+    /// Decodes like [`QueryPairs::parse`], but first takes out every pair whose *decoded* key
+    /// `take` selects: those come back separately, in order, repeats included, and only the
+    /// remaining keys must be unique. Used to strip credentials however the client spelled or
+    /// repeated them. The whole query must still decode: nothing is returned half-cleaned.
+    pub fn parse_taking(
+        raw: &str,
+        mut take: impl FnMut(&str) -> bool,
+    ) -> Result<(Self, Vec<(String, String)>), ProtocolError> {
         let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut taken = Vec::new();
         for segment in raw.split('&').filter(|segment| !segment.is_empty()) {
             let (key, value) = segment.split_once('=').unwrap_or((segment, ""));
             let key = decode_component(key)?;
             let value = decode_component(value)?;
+            if take(&key) {
+                taken.push((key, value));
+                continue;
+            }
             if pairs.iter().any(|(seen, _)| *seen == key) {
                 return Err(ProtocolError::DuplicateKey { key });
             }
             pairs.push((key, value));
         }
-        Ok(Self { pairs })
+        Ok((Self { pairs }, taken))
     }
 
     /// Like [`QueryPairs::parse`], refusing a raw query longer than `max_len` bytes first.
@@ -210,6 +226,25 @@ mod tests {
                 "{raw}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn taken_pairs_may_repeat_and_are_kept_out_of_the_rest() {
+        let (pairs, taken) =
+            QueryPairs::parse_taking("secret=a&table=t&%73ecret=b", |key| key == "secret").unwrap();
+        assert_eq!(pairs.iter().collect::<Vec<_>>(), [("table", "t")]);
+        assert_eq!(
+            taken,
+            [("secret".into(), "a".into()), ("secret".into(), "b".into())]
+        );
+        assert!(matches!(
+            QueryPairs::parse_taking("secret=a&table=t&table=u", |key| key == "secret"),
+            Err(ProtocolError::DuplicateKey { .. })
+        ));
+        assert_eq!(
+            QueryPairs::parse_taking("secret=%zz", |_| true).unwrap_err(),
+            ProtocolError::MalformedEscape
+        );
     }
 
     #[test]
