@@ -19,7 +19,7 @@
 //! Every layer works with any `http_body::Body` and needs no axum.
 //!
 //! # Features
-//! - `proxy` (default): `ElectricUpstream`, the forwarding service.
+//! - `proxy` (default): [`ElectricUpstream`](crate::upstream::ElectricUpstream), the forwarding service.
 //! - `testing`: an Electric stand-in for tests.
 //! - `axum`: conveniences for axum apps.
 //!
@@ -30,5 +30,9 @@ pub mod body;
 pub mod protocol;
 pub mod rejection;
 mod secret;
+#[cfg(feature = "proxy")]
+pub mod upstream;
 
 pub use secret::SecretString;
+#[cfg(feature = "proxy")]
+pub use upstream::ElectricUpstream;
