@@ -19,7 +19,7 @@
 //! Every layer works with any `http_body::Body` and needs no axum.
 //!
 //! # Features
-//! - `proxy` (default): [`ElectricUpstream`](crate::upstream::ElectricUpstream), the forwarding service.
+//! - `proxy` (default): `ElectricUpstream`, the forwarding service.
 //! - `testing`: an Electric stand-in for tests.
 //! - `axum`: conveniences for axum apps.
 //!

@@ -52,7 +52,7 @@ impl ResponseBody {
         Self {
             inner: EitherBody::inner(IdleTimeout {
                 body: Some(body),
-                timer: tokio::time::sleep(idle_timeout),
+                timer: Box::pin(tokio::time::sleep(idle_timeout)),
                 deadline: Instant::now() + idle_timeout,
                 idle_timeout,
             }),
@@ -95,8 +95,8 @@ pin_project! {
         // `None` once ended: the upstream stream is dropped as soon as it cannot go on.
         body: Option<Incoming>,
         // Reset lazily: a frame only moves `deadline`; the timer catches up when it fires.
-        #[pin]
-        timer: Sleep,
+        // Boxed so that the body is `Unpin`, as callers of `BodyExt::frame` need.
+        timer: Pin<Box<Sleep>>,
         deadline: Instant,
         idle_timeout: Duration,
     }
@@ -110,7 +110,7 @@ impl Body for IdleTimeout {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let mut this = self.project();
+        let this = self.project();
         let Some(body) = this.body.as_mut() else {
             return Poll::Ready(None);
         };
