@@ -11,9 +11,7 @@ use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -38,25 +36,14 @@ const HANG_GUARD: Duration = Duration::from_secs(20);
 type TestBody = UnsyncBoxBody<Bytes, Infallible>;
 
 /// A body whose frames the test writes one at a time.
-struct ChannelBody(mpsc::Receiver<Bytes>);
-
-impl Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0
+fn channel_body() -> (mpsc::Sender<Bytes>, TestBody) {
+    let (sender, mut receiver) = mpsc::channel(1);
+    let frames = futures_util::stream::poll_fn(move |cx| {
+        receiver
             .poll_recv(cx)
             .map(|data| data.map(|data| Ok(Frame::data(data))))
-    }
-}
-
-fn channel_body() -> (mpsc::Sender<Bytes>, TestBody) {
-    let (sender, receiver) = mpsc::channel(1);
-    (sender, ChannelBody(receiver).boxed_unsync())
+    });
+    (sender, StreamBody::new(frames).boxed_unsync())
 }
 
 /// A body sent in several chunks (so chunked on the wire).
@@ -307,19 +294,24 @@ async fn h2c_when_configured() {
     );
 }
 
-/// Hands each request's response-body sender to the test, which writes the body itself.
-async fn serve_streaming(
-    content_type: &'static str,
+/// Answers with an event stream whose body the test writes: each request's body sender goes
+/// to the test, after `first_frame` (if any) went into the body with the response head.
+async fn serve_event_stream(
+    first_frame: Option<&'static [u8]>,
 ) -> (SocketAddr, mpsc::UnboundedReceiver<mpsc::Sender<Bytes>>) {
     let (senders, streams) = mpsc::unbounded_channel();
     let (address, _seen) = serve(Protocol::Http1, move |_request| {
         let (sender, body) = channel_body();
+        if let Some(frame) = first_frame {
+            sender.try_send(Bytes::from_static(frame)).unwrap();
+        }
         senders.send(sender).unwrap();
         async move {
             let mut response = Response::new(body);
-            response
-                .headers_mut()
-                .insert("content-type", HeaderValue::from_static(content_type));
+            response.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("text/event-stream"),
+            );
             response
         }
     })
@@ -351,7 +343,7 @@ async fn sse_frames_reach_the_client_as_they_are_written_upstream() {
     let frames: Vec<String> = stream.split_inclusive("\n\n").map(str::to_owned).collect();
     assert!(frames.len() >= 4, "{frames:?}");
 
-    let (address, mut streams) = serve_streaming("text/event-stream").await;
+    let (address, mut streams) = serve_event_stream(None).await;
     let upstream = ElectricUpstream::new(format!("http://{address}")).unwrap();
     let response = upstream
         .oneshot(get(
@@ -373,18 +365,15 @@ async fn sse_frames_reach_the_client_as_they_are_written_upstream() {
 
 #[tokio::test]
 async fn an_idle_stream_ends_with_an_idle_timeout_error() {
-    let (address, mut streams) = serve_streaming("text/event-stream").await;
+    // The frame travels with the head, so the only silence is the one that follows it.
+    let (address, mut streams) = serve_event_stream(Some(b": keep-alive\n\n")).await;
     let upstream = upstream_builder(address)
-        .idle_timeout(Duration::from_millis(300))
+        .idle_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
     let response = upstream.oneshot(get("/v1/shape?live=true")).await.unwrap();
     let sender = streams.recv().await.unwrap();
     let mut body = response.into_body();
-    sender
-        .send(Bytes::from_static(b": keep-alive\n\n"))
-        .await
-        .unwrap();
     read_exactly(&mut body, b": keep-alive\n\n").await;
     // The upstream holds the stream open and silent.
     let error = body.frame().await.unwrap().unwrap_err();
@@ -395,7 +384,7 @@ async fn an_idle_stream_ends_with_an_idle_timeout_error() {
 
 #[tokio::test]
 async fn dropping_the_response_body_cancels_the_upstream_request() {
-    let (address, mut streams) = serve_streaming("text/event-stream").await;
+    let (address, mut streams) = serve_event_stream(None).await;
     let upstream = ElectricUpstream::new(format!("http://{address}")).unwrap();
     let response = upstream.oneshot(get("/v1/shape?live=true")).await.unwrap();
     let sender = streams.recv().await.unwrap();

@@ -43,19 +43,14 @@ pin_project! {
     #[derive(Debug)]
     pub struct ResponseBody {
         #[pin]
-        inner: EitherBody<IdleTimeout>,
+        inner: EitherBody<IdleTimeout<Incoming>>,
     }
 }
 
 impl ResponseBody {
     pub(super) fn upstream(body: Incoming, idle_timeout: Duration) -> Self {
         Self {
-            inner: EitherBody::inner(IdleTimeout {
-                body: Some(body),
-                timer: Box::pin(tokio::time::sleep(idle_timeout)),
-                deadline: Instant::now() + idle_timeout,
-                idle_timeout,
-            }),
+            inner: EitherBody::inner(IdleTimeout::new(body, idle_timeout)),
         }
     }
 }
@@ -91,9 +86,9 @@ impl Body for ResponseBody {
 pin_project! {
     /// Electric's body, ended with an error when idle for longer than `idle_timeout`.
     #[derive(Debug)]
-    pub(super) struct IdleTimeout {
+    pub(super) struct IdleTimeout<B> {
         // `None` once ended: the upstream stream is dropped as soon as it cannot go on.
-        body: Option<Incoming>,
+        body: Option<B>,
         // Reset lazily: a frame only moves `deadline`; the timer catches up when it fires.
         // Boxed so that the body is `Unpin`, as callers of `BodyExt::frame` need.
         timer: Pin<Box<Sleep>>,
@@ -102,7 +97,22 @@ pin_project! {
     }
 }
 
-impl Body for IdleTimeout {
+impl<B> IdleTimeout<B> {
+    fn new(body: B, idle_timeout: Duration) -> Self {
+        Self {
+            body: Some(body),
+            timer: Box::pin(tokio::time::sleep(idle_timeout)),
+            deadline: Instant::now() + idle_timeout,
+            idle_timeout,
+        }
+    }
+}
+
+impl<B> Body for IdleTimeout<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BodyError;
 
@@ -121,8 +131,9 @@ impl Body for IdleTimeout {
             }
             Poll::Ready(Some(Err(error))) => {
                 *this.body = None;
-                tracing::warn!(error = %ErrorChain(&error), "upstream response body failed");
-                return Poll::Ready(Some(Err(BodyError::Upstream(error.into()))));
+                let error = error.into();
+                tracing::warn!(error = %ErrorChain(&*error), "upstream response body failed");
+                return Poll::Ready(Some(Err(BodyError::Upstream(error))));
             }
             Poll::Ready(None) => {
                 *this.body = None;
@@ -155,5 +166,66 @@ impl Body for IdleTimeout {
         self.body
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use tokio::sync::mpsc;
+
+    /// A body whose frames the test pushes.
+    fn pushed() -> (
+        mpsc::UnboundedSender<Bytes>,
+        impl Body<Data = Bytes, Error = Infallible> + Unpin,
+    ) {
+        let (push, mut frames) = mpsc::unbounded_channel();
+        let frames = futures_util::stream::poll_fn(move |cx| {
+            frames
+                .poll_recv(cx)
+                .map(|data| data.map(|data| Ok(Frame::data(data))))
+        });
+        (push, http_body_util::StreamBody::new(frames))
+    }
+
+    async fn poll_once<B: Body + Unpin>(
+        body: &mut B,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx))).await
+    }
+
+    fn data(poll: Poll<Option<Result<Frame<Bytes>, BodyError>>>) -> Bytes {
+        match poll {
+            Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap(),
+            other => panic!("expected a data frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_frame_restarts_the_idle_window() {
+        let (push, frames) = pushed();
+        let mut body = IdleTimeout::new(frames, Duration::from_secs(1));
+        assert!(poll_once(&mut body).await.is_pending());
+
+        tokio::time::advance(Duration::from_millis(600)).await;
+        push.send(Bytes::from_static(b"a")).unwrap();
+        assert_eq!(data(poll_once(&mut body).await), "a");
+
+        // 1.2 s since the start, 0.6 s since the last frame: the first timer fired, not the window.
+        tokio::time::advance(Duration::from_millis(600)).await;
+        assert!(poll_once(&mut body).await.is_pending());
+        push.send(Bytes::from_static(b"b")).unwrap();
+        assert_eq!(data(poll_once(&mut body).await), "b");
+
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        match poll_once(&mut body).await {
+            Poll::Ready(Some(Err(BodyError::IdleTimeout))) => {}
+            other => panic!("expected the idle timeout, got {other:?}"),
+        }
+        assert!(matches!(poll_once(&mut body).await, Poll::Ready(None)));
+        assert!(body.is_end_stream());
+        // The stream is dropped: nothing upstream is kept alive by an ended body.
+        assert!(push.is_closed());
     }
 }
