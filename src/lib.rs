@@ -33,6 +33,10 @@ pub mod protocol;
 pub mod rejection;
 mod secret;
 pub mod token;
+#[cfg(feature = "proxy")]
+pub mod upstream;
 
 pub use secret::SecretString;
 pub use token::ApiTokenLayer;
+#[cfg(feature = "proxy")]
+pub use upstream::ElectricUpstream;

@@ -1,0 +1,533 @@
+//! [`ElectricUpstream`]: the terminal service that forwards to Electric.
+//!
+//! The innermost service of a gateway stack. It sends every request to one fixed URL, the
+//! configured base URL plus Electric's shape path (`/v1/shape` by default), never to a path the
+//! client chose (`/v1/shape/`, `/v1/%73hape` and `/admin` all reach `/v1/shape`), with the
+//! request URI's query exactly as the layers in front of it built it. It uses a pooled HTTP/1.1
+//! client (or h2c with [`Builder::http2_only`]) and streams both bodies: a shape log or an SSE
+//! stream reaches the client frame by frame as Electric writes it.
+//!
+//! What crosses, and what does not:
+//! - hop-by-hop headers (`Connection` and every header it names, `Keep-Alive`,
+//!   `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, `Proxy-Authenticate`,
+//!   `Proxy-Authorization`) are dropped both ways;
+//! - the client's `Authorization` and `Cookie` stay behind unless forwarding them is asked
+//!   for; `Host` names the upstream unless [`Builder::forward_host`];
+//! - every end-to-end header (all `electric-*`, `etag`, `cache-control`, `retry-after`,
+//!   `content-type`, ...) and every status (304, 400, 409, 503, ...) passes through untouched.
+//!
+//! Upstream trouble is a response, never an error (`Error = Infallible`): unreachable or a
+//! broken connection is a 502 and no response head within the idle timeout a 504, both
+//! `Rejection` JSON bodies that name nothing internal; the cause is logged with `tracing` at
+//! warn level (without the query, which may carry `secret=`). The idle timeout (90 s by default,
+//! longer than Electric's 20 s long-polls and 60 s SSE streams) also bounds the wait between
+//! two body frames. Dropping the response future or the response body cancels the upstream
+//! request.
+//!
+//! This service needs a Tokio runtime with timers enabled; called outside one it answers 502.
+//!
+//! # Example
+//!
+//! The upstream as the inner service of a tower stack: the layers in front of it decide the
+//! query it forwards.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use bytes::Bytes;
+//! use http::Request;
+//! use http_body_util::Empty;
+//! use tower::ServiceBuilder;
+//! use tower_electric::ElectricUpstream;
+//!
+//! # fn main() -> Result<(), tower_electric::upstream::BuildError> {
+//! // Defaults: `/v1/shape`, 5 s to connect, 90 s idle, HTTP/1.1, no client credentials.
+//! let _default = ElectricUpstream::new("http://localhost:3000")?;
+//!
+//! let upstream = ElectricUpstream::builder("http://electric.internal:3000")
+//!     .connect_timeout(Duration::from_secs(2))
+//!     .idle_timeout(Duration::from_secs(120))
+//!     .http2_only(true) // Electric behind an h2c listener
+//!     .build()?;
+//!
+//! // Stand-in for the policy layers: they rebuild the query; the upstream forwards it as is.
+//! let gateway = ServiceBuilder::new()
+//!     .map_request(|mut request: Request<Empty<Bytes>>| {
+//!         *request.uri_mut() = http::Uri::from_static("/v1/shape?offset=-1&table=items");
+//!         request
+//!     })
+//!     .service(upstream);
+//! # let _ = gateway;
+//!
+//! // Anything but a plain `http://` base URL is refused when building.
+//! assert!(ElectricUpstream::new("https://electric.example").is_err());
+//! assert!(ElectricUpstream::new("http://user:pass@electric:3000").is_err());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Sending a request (this part needs an Electric to talk to):
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http::Request;
+//! use http_body_util::{BodyExt, Empty};
+//! use tower::ServiceExt;
+//! use tower_electric::ElectricUpstream;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let upstream = ElectricUpstream::new("http://localhost:3000")?;
+//! let request = Request::get("/v1/shape?offset=-1&table=items").body(Empty::<Bytes>::new())?;
+//! let response = upstream.oneshot(request).await?;
+//! println!("{} {:?}", response.status(), response.headers().get("electric-handle"));
+//! let log = response.into_body().collect().await?.to_bytes();
+//! println!("{}", String::from_utf8_lossy(&log));
+//! # Ok(())
+//! # }
+//! ```
+
+mod body;
+mod future;
+mod headers;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Method, Request, Response, Uri, Version};
+use http_body::Body;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower_service::Service;
+
+pub use self::body::{BodyError, BoxError, ResponseBody};
+pub use self::future::ResponseFuture;
+use self::headers::{upstream_request_headers, Forwarding};
+use crate::protocol::headers::SHAPE_PATH;
+use crate::rejection::Rejection;
+
+/// How long connecting to Electric may take by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long Electric may stay silent by default, before the response head and between body
+/// frames: longer than its 20 s long-poll and 60 s SSE windows.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The methods Electric serves, as its CORS answers list them.
+const ELECTRIC_METHODS: [Method; 5] = [
+    Method::GET,
+    Method::POST,
+    Method::HEAD,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+/// The terminal service that forwards requests to Electric.
+///
+/// See the [module docs](self) for what it forwards and how it fails. Cloning is cheap: the
+/// clones share one connection pool.
+#[derive(Clone)]
+pub struct ElectricUpstream {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client<HttpConnector, UpstreamBody>,
+    scheme: Scheme,
+    authority: Authority,
+    path: PathAndQuery,
+    host: HeaderValue,
+    version: Version,
+    forwarding: Forwarding,
+    idle_timeout: Duration,
+}
+
+impl fmt::Debug for ElectricUpstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("ElectricUpstream")
+            .field("authority", &inner.authority)
+            .field("path", &inner.path)
+            .field("version", &inner.version)
+            .field("idle_timeout", &inner.idle_timeout)
+            .field("forwarding", &inner.forwarding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ElectricUpstream {
+    /// An upstream at `base_url` (for example `http://localhost:3000`) with the defaults.
+    pub fn new(base_url: impl Into<String>) -> Result<Self, BuildError> {
+        Self::builder(base_url).build()
+    }
+
+    /// A builder for an upstream at `base_url`; the URL is checked by [`Builder::build`].
+    pub fn builder(base_url: impl Into<String>) -> Builder {
+        Builder {
+            base_url: base_url.into(),
+            path: SHAPE_PATH.to_owned(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            http2_only: false,
+            forwarding: Forwarding::default(),
+        }
+    }
+}
+
+impl Inner {
+    /// The request Electric gets: fixed URL plus the client request's query, checked method,
+    /// filtered headers, the body streamed as it is.
+    fn upstream_request<B>(&self, request: Request<B>) -> Result<Request<UpstreamBody>, http::Error>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let path_and_query = match parts.uri.query() {
+            None => self.path.clone(),
+            Some(query) => PathAndQuery::try_from(format!("{}?{query}", self.path))?,
+        };
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()?;
+        let mut upstream = Request::new(body.map_err(Into::into).boxed_unsync());
+        *upstream.method_mut() = parts.method;
+        *upstream.uri_mut() = uri;
+        // The client's own version says nothing about the upstream connection.
+        *upstream.version_mut() = self.version;
+        *upstream.headers_mut() =
+            upstream_request_headers(parts.headers, &parts.uri, self.forwarding, &self.host);
+        Ok(upstream)
+    }
+}
+
+impl<B> Service<Request<B>> for ElectricUpstream
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // CONNECT would turn the pooled client into a tunnel to whatever the request names.
+        if request.method() == Method::CONNECT {
+            return ResponseFuture::rejected(Rejection::method_not_allowed(&ELECTRIC_METHODS));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            tracing::warn!("ElectricUpstream called outside a Tokio runtime");
+            return ResponseFuture::rejected(Rejection::bad_gateway());
+        }
+        let inner = &self.inner;
+        match inner.upstream_request(request) {
+            Ok(upstream) => {
+                ResponseFuture::waiting(inner.client.request(upstream), inner.idle_timeout)
+            }
+            Err(error) => {
+                tracing::warn!(error = %ErrorChain(&error), "upstream request could not be built");
+                ResponseFuture::rejected(Rejection::bad_gateway())
+            }
+        }
+    }
+}
+
+/// Configures an [`ElectricUpstream`]; made by [`ElectricUpstream::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder {
+    base_url: String,
+    path: String,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    http2_only: bool,
+    forwarding: Forwarding,
+}
+
+impl Builder {
+    /// The path every request goes to, after the base URL's own path. Default `/v1/shape`.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// How long connecting to Electric may take. Default 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long Electric may stay silent: before the response head (then 504), and between
+    /// two body frames (then the body ends with [`BodyError::IdleTimeout`]). Default 90 s;
+    /// keep it above Electric's 20 s long-poll and 60 s SSE windows.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Speak HTTP/2 over plain TCP (h2c with prior knowledge) instead of HTTP/1.1. Default
+    /// `false`. Electric must be listening for h2c.
+    pub fn http2_only(mut self, enabled: bool) -> Self {
+        self.http2_only = enabled;
+        self
+    }
+
+    /// Forward the client's `Authorization` header. Default `false`: it is the gateway's
+    /// credential, not Electric's.
+    pub fn forward_authorization(mut self, enabled: bool) -> Self {
+        self.forwarding.authorization = enabled;
+        self
+    }
+
+    /// Forward the client's `Cookie` header. Default `false`.
+    pub fn forward_cookie(mut self, enabled: bool) -> Self {
+        self.forwarding.cookie = enabled;
+        self
+    }
+
+    /// Forward the host the client addressed as `Host`. Default `false`: `Host` names the
+    /// upstream.
+    pub fn forward_host(mut self, enabled: bool) -> Self {
+        self.forwarding.host = enabled;
+        self
+    }
+
+    /// Checks the base URL and path and builds the upstream. Needs no runtime.
+    pub fn build(self) -> Result<ElectricUpstream, BuildError> {
+        let target = Target::parse(&self.base_url, &self.path)?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(self.connect_timeout));
+        // SSE frames are small: do not hold them back waiting for more.
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(self.http2_only)
+            .build(connector);
+        Ok(ElectricUpstream {
+            inner: Arc::new(Inner {
+                client,
+                scheme: Scheme::HTTP,
+                host: target.host,
+                authority: target.authority,
+                path: target.path,
+                version: if self.http2_only {
+                    Version::HTTP_2
+                } else {
+                    Version::HTTP_11
+                },
+                forwarding: self.forwarding,
+                idle_timeout: self.idle_timeout,
+            }),
+        })
+    }
+}
+
+/// Why a base URL or path was refused. Messages never repeat the URL: it may hold credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The base URL is not an absolute URL with a host.
+    #[error("the upstream base URL is not an absolute URL with a host")]
+    InvalidBaseUrl,
+    /// The base URL's scheme is not `http`.
+    #[error("the upstream base URL must be http:// (plain HTTP/1.1 or h2c; TLS is not supported)")]
+    UnsupportedScheme,
+    /// The base URL carries credentials, a query or a fragment.
+    #[error("the upstream base URL must not carry credentials, a query or a fragment")]
+    BaseUrlExtras,
+    /// The path is not an absolute URL path without a query.
+    #[error("the upstream path must start with '/' and have no query or fragment")]
+    InvalidPath,
+}
+
+/// The checked parts of the upstream URL.
+struct Target {
+    authority: Authority,
+    path: PathAndQuery,
+    host: HeaderValue,
+}
+
+impl Target {
+    fn parse(base_url: &str, path: &str) -> Result<Self, BuildError> {
+        let base = Uri::try_from(base_url).map_err(|_| BuildError::InvalidBaseUrl)?;
+        let authority = base.authority().ok_or(BuildError::InvalidBaseUrl)?.clone();
+        match base.scheme() {
+            None => return Err(BuildError::InvalidBaseUrl),
+            Some(scheme) if *scheme != Scheme::HTTP => return Err(BuildError::UnsupportedScheme),
+            Some(_) => {}
+        }
+        if authority.as_str().contains('@') || base.query().is_some() || base_url.contains('#') {
+            return Err(BuildError::BaseUrlExtras);
+        }
+        if !path.starts_with('/') || path.contains(['?', '#']) {
+            return Err(BuildError::InvalidPath);
+        }
+        let joined = format!("{}{path}", base.path().trim_end_matches('/'));
+        let path = PathAndQuery::try_from(joined).map_err(|_| BuildError::InvalidPath)?;
+        let host =
+            HeaderValue::from_str(authority.as_str()).map_err(|_| BuildError::InvalidBaseUrl)?;
+        Ok(Self {
+            authority,
+            path,
+            host,
+        })
+    }
+}
+
+/// An error and its sources on one line, for logs.
+struct ErrorChain<'a>(&'a dyn std::error::Error);
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Empty};
+    use tower::ServiceExt;
+
+    fn target(base: &str, path: &str) -> Result<(String, String, String), BuildError> {
+        Target::parse(base, path).map(|target| {
+            (
+                target.authority.to_string(),
+                target.path.to_string(),
+                target.host.to_str().unwrap().to_owned(),
+            )
+        })
+    }
+
+    #[test]
+    fn base_url_and_path_join_into_one_fixed_target() {
+        let expect = |authority: &str, path: &str, host: &str| {
+            Ok((authority.to_owned(), path.to_owned(), host.to_owned()))
+        };
+        assert_eq!(
+            target("http://electric:3000", SHAPE_PATH),
+            expect("electric:3000", "/v1/shape", "electric:3000")
+        );
+        assert_eq!(
+            target("http://electric:3000/", SHAPE_PATH),
+            expect("electric:3000", "/v1/shape", "electric:3000")
+        );
+        assert_eq!(
+            target("http://10.0.0.5/sync/", "/v1/shape"),
+            expect("10.0.0.5", "/sync/v1/shape", "10.0.0.5")
+        );
+        assert_eq!(
+            target("http://[::1]:3000", "/custom"),
+            expect("[::1]:3000", "/custom", "[::1]:3000")
+        );
+    }
+
+    #[test]
+    fn bad_base_urls_and_paths_are_refused() {
+        assert_eq!(
+            target("electric:3000", SHAPE_PATH),
+            Err(BuildError::InvalidBaseUrl)
+        );
+        assert_eq!(target("/v1", SHAPE_PATH), Err(BuildError::InvalidBaseUrl));
+        assert_eq!(
+            target("not a url", SHAPE_PATH),
+            Err(BuildError::InvalidBaseUrl)
+        );
+        assert_eq!(
+            target("https://electric", SHAPE_PATH),
+            Err(BuildError::UnsupportedScheme)
+        );
+        assert_eq!(
+            target("ftp://electric", SHAPE_PATH),
+            Err(BuildError::UnsupportedScheme)
+        );
+        for extras in [
+            "http://user:pw@electric:3000",
+            "http://electric:3000/?secret=x",
+            "http://electric:3000/#frag",
+        ] {
+            assert_eq!(
+                target(extras, SHAPE_PATH),
+                Err(BuildError::BaseUrlExtras),
+                "{extras}"
+            );
+        }
+        for path in [
+            "v1/shape",
+            "",
+            "/v1/shape?table=x",
+            "/v1/shape#x",
+            "/v1 shape",
+        ] {
+            assert_eq!(
+                target("http://electric", path),
+                Err(BuildError::InvalidPath),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn build_error_messages_do_not_repeat_the_url() {
+        let error = ElectricUpstream::new("http://user:hunter2@electric").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn outside_a_runtime_the_answer_is_a_502_not_a_panic() {
+        let upstream = ElectricUpstream::new("http://127.0.0.1:9").unwrap();
+        let response =
+            futures_executor_block_on(upstream.oneshot(Request::new(Empty::<Bytes>::new())))
+                .unwrap();
+        assert_eq!(response.status(), 502);
+    }
+
+    #[tokio::test]
+    async fn connect_is_refused_with_electrics_allowed_methods() {
+        let upstream = ElectricUpstream::new("http://127.0.0.1:9").unwrap();
+        let request = Request::connect("electric:3000")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = upstream.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 405);
+        let allow: Vec<_> = response.headers().get_all("allow").iter().collect();
+        assert_eq!(allow, [crate::protocol::headers::ALLOW_METHODS_VALUE]);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, r#"{"message":"Method not allowed"}"#);
+    }
+
+    /// Polls a future to completion on this thread, with no runtime around it.
+    fn futures_executor_block_on<F: std::future::Future>(future: F) -> F::Output {
+        let waker = std::task::Waker::noop();
+        let mut context = Context::from_waker(waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+                return output;
+            }
+        }
+    }
+}
