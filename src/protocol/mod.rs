@@ -32,7 +32,7 @@ pub use ident::{
 pub use offset::{InvalidOffset, LogOffset, Offset};
 pub use query::QueryPairs;
 pub use request::{LogMode, Replica, ShapeRequest, SubsetParams};
-pub use sql::{SqlError, SqlExpr, SqlLimits};
+pub use sql::{SqlError, SqlExpr, SqlLimits, SqlOrderBy, HARMLESS_FUNCTIONS};
 
 use crate::rejection::Rejection;
 
