@@ -31,7 +31,9 @@ pub use ident::{
 };
 pub use offset::{InvalidOffset, LogOffset, Offset};
 pub use query::QueryPairs;
+pub(crate) use request::subset_params;
 pub use request::{LogMode, Replica, ShapeRequest, SubsetParams};
+pub(crate) use sql::ClientRules;
 pub use sql::{SqlError, SqlExpr, SqlLimits, SqlOrderBy, HARMLESS_FUNCTIONS};
 
 use crate::rejection::Rejection;

@@ -22,10 +22,9 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, ArrayElemTypeDef, BinaryOperator, CastKind,
-    DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, InTarget,
-    ObjectName, ObjectNamePart, OrderByExpr, OrderBySort, Query, UnaryOperator, Value, Visit,
-    Visitor,
+    visit_expressions, visit_expressions_mut, ArrayElemTypeDef, BinaryOperator, CastKind, DataType,
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, InTarget, ObjectName,
+    ObjectNamePart, OrderByExpr, OrderBySort, Query, UnaryOperator, Value, Visit, Visitor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -191,7 +190,9 @@ impl SqlExpr {
         {
             return Err(SqlError::MissingParam(missing));
         }
-        if let Some(unused) = (1..=rules.param_count).find(|index| !check.placeholders.contains(index)) {
+        if let Some(unused) =
+            (1..=rules.param_count).find(|index| !check.placeholders.contains(index))
+        {
             return Err(SqlError::UnusedParam(unused));
         }
         Ok(())
@@ -395,7 +396,11 @@ fn allow_function(function: &Function) -> Result<(), SqlError> {
         [ObjectNamePart::Identifier(ident)] if ident.quote_style.is_none() => {
             ident.value.to_ascii_lowercase()
         }
-        _ => return Err(SqlError::FunctionNotAllowed(echo(&function.name.to_string()).into_owned())),
+        _ => {
+            return Err(SqlError::FunctionNotAllowed(
+                echo(&function.name.to_string()).into_owned(),
+            ))
+        }
     };
     if !HARMLESS_FUNCTIONS.contains(&name.as_str()) {
         return Err(SqlError::FunctionNotAllowed(echo(&name).into_owned()));
@@ -487,7 +492,11 @@ impl SqlOrderBy {
             match (&item.expr, &item.options.sort, &item.with_fill) {
                 (Expr::Identifier(_), None | Some(OrderBySort::Asc | OrderBySort::Desc), None) => {}
                 (Expr::CompoundIdentifier(_), _, _) => return Err(SqlError::QualifiedColumn),
-                _ => return Err(SqlError::NotAllowed("an order other than column [ASC|DESC] [NULLS FIRST|LAST]")),
+                _ => {
+                    return Err(SqlError::NotAllowed(
+                        "an order other than column [ASC|DESC] [NULLS FIRST|LAST]",
+                    ))
+                }
             }
         }
         Ok(Self { items })
@@ -744,14 +753,19 @@ mod tests {
             "(id = $1 OR title = $2) AND (tenant_id = $3)"
         );
         assert_eq!(
-            composed.placeholders().unwrap().into_iter().collect::<Vec<_>>(),
+            composed
+                .placeholders()
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
             [1, 2, 3]
         );
     }
 
     #[test]
     fn order_by_accepts_columns_with_direction_only() {
-        let order = SqlOrderBy::parse("id DESC NULLS LAST, \"Mixed\"", SqlLimits::default()).unwrap();
+        let order =
+            SqlOrderBy::parse("id DESC NULLS LAST, \"Mixed\"", SqlLimits::default()).unwrap();
         assert_eq!(order.to_string(), "id DESC NULLS LAST, \"Mixed\"");
         let columns = visible();
         assert_eq!(order.check_visible(Some(&columns)), Ok(()));
@@ -760,8 +774,17 @@ mod tests {
             hidden.check_visible(Some(&columns)),
             Err(SqlError::HiddenColumn("internal_note".into()))
         );
-        for text in ["lower(title)", "id USING <", "(SELECT 1)", "id; drop", "id --"] {
-            assert!(SqlOrderBy::parse(text, SqlLimits::default()).is_err(), "{text}");
+        for text in [
+            "lower(title)",
+            "id USING <",
+            "(SELECT 1)",
+            "id; drop",
+            "id --",
+        ] {
+            assert!(
+                SqlOrderBy::parse(text, SqlLimits::default()).is_err(),
+                "{text}"
+            );
         }
         assert_eq!(
             SqlOrderBy::parse("items.id", SqlLimits::default()),
