@@ -163,7 +163,7 @@ where
             inner: Box::pin(async move {
                 if request.method() == Method::OPTIONS {
                     // CORS preflight: for an outer CORS layer or Electric; it reads no data.
-                    let response = inner.call(request.map(RequestBody::original)).await?;
+                    let response = inner.call(request.map(RequestBody::inner)).await?;
                     return Ok(response.map(ResponseBody::inner));
                 }
                 let (upstream, depends_on_principal) = match authorize(&config, request).await {
@@ -253,7 +253,7 @@ where
     };
     parts.uri = with_query(&parts.uri, &upstream.to_query_string())?;
     Ok((
-        Request::from_parts(parts, RequestBody::rewritten(body)),
+        Request::from_parts(parts, RequestBody::full(body)),
         definition.depends_on_principal,
     ))
 }

@@ -63,7 +63,7 @@ pub(crate) fn rebuild(
     let visible = definition.columns.as_deref();
     let mut upstream = ShapeRequest {
         table: Some(definition.table.clone()),
-        offset: client.offset.clone(),
+        offset: client.offset,
         handle: client.handle.clone(),
         live: client.live,
         live_sse: client.live_sse,
@@ -300,4 +300,70 @@ pub(crate) fn subset_to_body(subset: &SubsetParams) -> Bytes {
         object.insert("order_by".into(), text.clone().into());
     }
     Bytes::from(serde_json::Value::Object(object).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::RowFilter;
+    use crate::protocol::TableName;
+
+    fn definition() -> ShapeDefinition {
+        let columns = ["id", "title"].map(|c| Identifier::parse(c).unwrap());
+        ShapeDefinition::new(TableName::parse("items").unwrap())
+            .columns(columns)
+            .row_filter(&RowFilter::parse("owner = $1").unwrap(), ["u1"])
+            .allow_client_where(true)
+            .allow_subsets(true)
+    }
+
+    fn rebuilt(query: &str) -> Result<ShapeRequest, Rejection> {
+        rebuild(
+            &ShapeRequest::parse(query).unwrap(),
+            &definition(),
+            SqlLimits::default(),
+        )
+    }
+
+    #[test]
+    fn client_where_is_anded_before_the_row_filter() {
+        let upstream = rebuilt("table=items&offset=-1&where=id+%3D+%241&params[1]=5").unwrap();
+        assert_eq!(
+            upstream.where_clause.as_deref(),
+            Some("(id = $1) AND (owner = $2)")
+        );
+        assert_eq!(upstream.params, ["5", "u1"]);
+    }
+
+    #[test]
+    fn refusals_have_the_status_of_their_rule() {
+        let status = |query: &str| rebuilt(query).unwrap_err().status().as_u16();
+        assert_eq!(status("table=items&offset=-1&where=owner+%3D+%27x%27"), 403);
+        assert_eq!(status("table=items&offset=-1&where=id+%3D"), 400);
+        assert_eq!(status("table=items&offset=-1&columns=owner"), 403);
+        assert_eq!(status("table=items&offset=-1&subset__order_by=owner"), 403);
+    }
+
+    #[test]
+    fn a_subset_body_keeps_only_subset_keys() {
+        let subset = subset_from_body(br#"{"subset":{"where":"id = 1","limit":2}}"#).unwrap();
+        assert_eq!(subset.where_clause.as_deref(), Some("id = 1"));
+        assert_eq!(subset.limit, Some(2));
+        assert_eq!(subset_from_body(b"  ").unwrap(), SubsetParams::default());
+        let refused = subset_from_body(br#"{"where":"id = 1","table":"other"}"#).unwrap_err();
+        assert_eq!(refused.field_errors().next().unwrap().0, "table");
+    }
+
+    #[test]
+    fn a_subset_body_round_trips() {
+        let subset = SubsetParams {
+            where_clause: Some("title = $1".into()),
+            params: Some(vec!["a\"b".into()]),
+            limit: Some(1),
+            offset: Some(2),
+            order_by: Some("id".into()),
+            ..SubsetParams::default()
+        };
+        assert_eq!(subset_from_body(&subset_to_body(&subset)).unwrap(), subset);
+    }
 }
