@@ -12,6 +12,8 @@
 //!        ─► ShapeParamPolicyLayer ─► ApiTokenLayer ─► BodyTransformLayer ─► ElectricUpstream ─► Electric
 //! ```
 //!
+//! - [`policy`]: [`ShapeParamPolicyLayer`], which decides the shape a client may see and
+//!   rebuilds the upstream request so that only that shape can be asked for.
 //! - [`protocol`]: Electric's request as types; one parse, rendered back canonically.
 //! - [`rejection`]: the one refusal type: status plus Electric-shaped JSON body.
 //! - [`body`]: the body of layers that can answer by themselves.
@@ -29,6 +31,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod body;
+pub mod policy;
 pub mod protocol;
 pub mod rejection;
 mod secret;
@@ -36,6 +39,7 @@ pub mod token;
 #[cfg(feature = "proxy")]
 pub mod upstream;
 
+pub use policy::ShapeParamPolicyLayer;
 pub use secret::SecretString;
 pub use token::ApiTokenLayer;
 #[cfg(feature = "proxy")]

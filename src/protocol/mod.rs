@@ -31,8 +31,10 @@ pub use ident::{
 };
 pub use offset::{InvalidOffset, LogOffset, Offset};
 pub use query::QueryPairs;
+pub(crate) use request::subset_params;
 pub use request::{LogMode, Replica, ShapeRequest, SubsetParams};
-pub use sql::{SqlError, SqlExpr, SqlLimits};
+pub(crate) use sql::ClientRules;
+pub use sql::{SqlError, SqlExpr, SqlLimits, SqlOrderBy, HARMLESS_FUNCTIONS};
 
 use crate::rejection::Rejection;
 

@@ -442,7 +442,7 @@ fn contiguous(
     Ok(values)
 }
 
-fn subset_params(value: &str) -> Result<Vec<String>, ProtocolError> {
+pub(crate) fn subset_params(value: &str) -> Result<Vec<String>, ProtocolError> {
     let invalid = || {
         ProtocolError::invalid(
             "subset__params",

@@ -5,13 +5,33 @@
 //! when it contains a comment (`x=1 --`, `/* ... */`: a comment is how an injected suffix hides
 //! the rest of a string-built clause), or when it is longer or deeper than the limits. Layers
 //! compose and render these trees; no SQL is ever built by pasting client text.
+//!
+//! A client's expression is then held to an allow-list ([`SqlExpr::check_client`]): column
+//! names, literals, `$n` placeholders, operators, `IN (list)`, `BETWEEN`, `LIKE`/`ILIKE`,
+//! `IS [NOT] ...`, `CASE`, arrays and rows, `ANY`/`ALL` over arrays, casts to plain types and
+//! calls of a few pure functions ([`HARMLESS_FUNCTIONS`]). Everything else is refused:
+//! subqueries anywhere (they read other tables), columns outside the visible set or qualified
+//! with a table (a where on a hidden column reveals it by which rows come back), other
+//! functions (`pg_sleep`, `current_setting`, `pg_read_file` would run inside Electric's snapshot
+//! query), casts to catalog types (`'t'::regclass` probes for tables), custom operators, window
+//! and aggregate clauses.
 
 use std::fmt;
 
-use sqlparser::ast::Expr;
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    visit_expressions, visit_expressions_mut, ArrayElemTypeDef, BinaryOperator, CastKind, DataType,
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, InTarget, ObjectName,
+    ObjectNamePart, OrderByExpr, OrderBySort, Query, UnaryOperator, Value, Visit, Visitor,
+};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+use super::ident::Identifier;
+use crate::rejection::echo;
 
 /// Limits on a client's SQL expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +85,32 @@ pub enum SqlError {
     /// Not a valid expression.
     #[error("is not a valid SQL expression")]
     Syntax,
+    /// Contains a subquery (`EXISTS`, `IN (SELECT ...)`, `(SELECT ...)`): it would read other
+    /// tables.
+    #[error("must not contain subqueries")]
+    Subquery,
+    /// Names a column the client may not see (the name is the client's own, cut short).
+    #[error("references a column that is not visible: {0}")]
+    HiddenColumn(String),
+    /// Names a column with a table or schema (`items.x`, `other.x`).
+    #[error("must name columns without a table or schema")]
+    QualifiedColumn,
+    /// Calls a function outside the allow-list (the name is the client's own, cut short).
+    #[error("calls a function that is not allowed: {0}")]
+    FunctionNotAllowed(String),
+    /// Uses a construct outside the allow-list (custom operators, casts to catalog types,
+    /// window functions, ...).
+    #[error("uses {0}, which is not allowed")]
+    NotAllowed(&'static str),
+    /// A placeholder that is not `$n` with `n` a positive integer.
+    #[error("has a placeholder that is not $n")]
+    BadPlaceholder,
+    /// `$n` with no value given for it.
+    #[error("uses ${0} but no value is given for it")]
+    MissingParam(usize),
+    /// A value given for `$n` that the expression does not use.
+    #[error("does not use ${0}, for which a value is given")]
+    UnusedParam(usize),
 }
 
 /// One parsed SQL expression.
@@ -100,6 +146,397 @@ impl SqlExpr {
     #[allow(dead_code)] // for the layers that compose and evaluate expressions
     pub(crate) fn into_expr(self) -> Expr {
         self.expr
+    }
+}
+
+/// The functions a client expression may call: pure, cheap, reading only their arguments.
+pub const HARMLESS_FUNCTIONS: &[&str] = &[
+    "lower",
+    "upper",
+    "length",
+    "char_length",
+    "character_length",
+    "abs",
+    "coalesce",
+];
+
+/// What a client's expression may reference.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientRules<'a> {
+    /// The columns the client may see; `None` when every column is visible.
+    pub(crate) visible: Option<&'a [Identifier]>,
+    /// How many `$n` values the client gave: the expression must use exactly `$1..$n`.
+    pub(crate) param_count: usize,
+    /// The deepest expression tree accepted.
+    pub(crate) max_depth: usize,
+}
+
+impl SqlExpr {
+    /// Holds a client's expression to the allow-list described in the module docs, and checks
+    /// that its placeholders are exactly `$1..$n` for the `n` values the client gave.
+    pub(crate) fn check_client(&self, rules: &ClientRules<'_>) -> Result<(), SqlError> {
+        let mut check = ClientCheck {
+            rules,
+            depth: 0,
+            placeholders: BTreeSet::new(),
+        };
+        if let ControlFlow::Break(error) = self.expr.visit(&mut check) {
+            return Err(*error);
+        }
+        if let Some(&missing) = check
+            .placeholders
+            .iter()
+            .find(|&&index| index > rules.param_count)
+        {
+            return Err(SqlError::MissingParam(missing));
+        }
+        if let Some(unused) =
+            (1..=rules.param_count).find(|index| !check.placeholders.contains(index))
+        {
+            return Err(SqlError::UnusedParam(unused));
+        }
+        Ok(())
+    }
+
+    /// The `$n` placeholders used, by number; any other placeholder form is refused.
+    pub(crate) fn placeholders(&self) -> Result<BTreeSet<usize>, SqlError> {
+        let mut found = BTreeSet::new();
+        let flow = visit_expressions(&self.expr, |expr| match expr {
+            Expr::Value(value) => match &value.value {
+                Value::Placeholder(text) => match placeholder_index(text) {
+                    Some(index) => {
+                        found.insert(index);
+                        ControlFlow::Continue(())
+                    }
+                    None => ControlFlow::Break(SqlError::BadPlaceholder),
+                },
+                _ => ControlFlow::Continue(()),
+            },
+            _ => ControlFlow::Continue(()),
+        });
+        match flow {
+            ControlFlow::Break(error) => Err(error),
+            ControlFlow::Continue(()) => Ok(found),
+        }
+    }
+
+    /// Adds `by` to every `$n` placeholder, so this expression's values can follow `by` others.
+    pub(crate) fn shift_placeholders(&mut self, by: usize) {
+        let _ = visit_expressions_mut(&mut self.expr, |expr| {
+            if let Expr::Value(value) = expr {
+                if let Value::Placeholder(text) = &mut value.value {
+                    if let Some(index) = placeholder_index(text) {
+                        *text = format!("${}", index + by);
+                    }
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+
+    /// `(self) AND (other)` as one tree: each side parenthesised, so neither can reach into
+    /// the other whatever its operators.
+    pub(crate) fn and(self, other: SqlExpr) -> SqlExpr {
+        Self {
+            expr: Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(self.expr))),
+                op: BinaryOperator::And,
+                right: Box::new(Expr::Nested(Box::new(other.expr))),
+            },
+        }
+    }
+}
+
+/// `$n` with `n` a positive integer written without leading zeros → `n`.
+fn placeholder_index(text: &str) -> Option<usize> {
+    let digits = text.strip_prefix('$')?;
+    let canonical = !digits.is_empty()
+        && !digits.starts_with('0')
+        && digits.bytes().all(|byte| byte.is_ascii_digit());
+    digits.parse().ok().filter(|_| canonical)
+}
+
+/// The walk behind [`SqlExpr::check_client`]. The break value is boxed to keep the visitor's
+/// recursion frames small.
+struct ClientCheck<'r, 'a> {
+    rules: &'r ClientRules<'a>,
+    depth: usize,
+    placeholders: BTreeSet<usize>,
+}
+
+impl Visitor for ClientCheck<'_, '_> {
+    type Break = Box<SqlError>;
+
+    fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<Self::Break> {
+        ControlFlow::Break(Box::new(SqlError::Subquery))
+    }
+
+    fn pre_visit_relation(&mut self, _relation: &ObjectName) -> ControlFlow<Self::Break> {
+        ControlFlow::Break(Box::new(SqlError::Subquery))
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Self::Break> {
+        self.depth += 1;
+        if self.depth > self.rules.max_depth {
+            return ControlFlow::Break(Box::new(SqlError::TooDeep));
+        }
+        match self.allow(expr) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(error) => ControlFlow::Break(Box::new(error)),
+        }
+    }
+
+    fn post_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<Self::Break> {
+        self.depth = self.depth.saturating_sub(1);
+        ControlFlow::Continue(())
+    }
+}
+
+impl ClientCheck<'_, '_> {
+    /// One node against the allow-list; its children are visited after it.
+    fn allow(&mut self, expr: &Expr) -> Result<(), SqlError> {
+        match expr {
+            Expr::Identifier(ident) => self.allow_column(ident),
+            Expr::CompoundIdentifier(_) => Err(SqlError::QualifiedColumn),
+            Expr::Value(value) => self.allow_value(&value.value),
+            Expr::Exists { .. } | Expr::Subquery(_) => Err(SqlError::Subquery),
+            Expr::In { target, .. } => match target {
+                InTarget::List(_) => Ok(()),
+                InTarget::Subquery(_) | InTarget::Table { .. } => Err(SqlError::Subquery),
+                InTarget::Unnest(_) => Err(SqlError::NotAllowed("IN UNNEST")),
+            },
+            Expr::BinaryOp { op, .. } => match op {
+                BinaryOperator::PGCustomBinaryOperator(_) | BinaryOperator::Custom(_) => {
+                    Err(SqlError::NotAllowed("a custom operator"))
+                }
+                _ => Ok(()),
+            },
+            Expr::UnaryOp { op, .. } => match op {
+                UnaryOperator::Not | UnaryOperator::Minus | UnaryOperator::Plus => Ok(()),
+                _ => Err(SqlError::NotAllowed("this unary operator")),
+            },
+            Expr::AnyOp { compare_op, .. } | Expr::AllOp { compare_op, .. } => match compare_op {
+                BinaryOperator::PGCustomBinaryOperator(_) | BinaryOperator::Custom(_) => {
+                    Err(SqlError::NotAllowed("a custom operator"))
+                }
+                _ => Ok(()),
+            },
+            Expr::Cast {
+                kind,
+                data_type,
+                format,
+                ..
+            } => {
+                let plain_kind = matches!(kind, CastKind::Cast | CastKind::DoubleColon);
+                if plain_kind && format.is_none() && plain_type(data_type) {
+                    Ok(())
+                } else {
+                    Err(SqlError::NotAllowed("a cast to this type"))
+                }
+            }
+            Expr::Function(function) => allow_function(function),
+            Expr::Nested(_)
+            | Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::IsTrue(_)
+            | Expr::IsNotTrue(_)
+            | Expr::IsFalse(_)
+            | Expr::IsNotFalse(_)
+            | Expr::IsUnknown(_)
+            | Expr::IsNotUnknown(_)
+            | Expr::IsDistinctFrom(..)
+            | Expr::IsNotDistinctFrom(..)
+            | Expr::Between { .. }
+            | Expr::Like { any: false, .. }
+            | Expr::ILike { any: false, .. }
+            | Expr::SimilarTo { .. }
+            | Expr::Case { .. }
+            | Expr::Tuple(_)
+            | Expr::Array(_) => Ok(()),
+            _ => Err(SqlError::NotAllowed("this kind of expression")),
+        }
+    }
+
+    fn allow_column(&self, ident: &Ident) -> Result<(), SqlError> {
+        let name = match ident.quote_style {
+            None => ident.value.to_ascii_lowercase(),
+            Some('"') => ident.value.clone(),
+            Some(_) => return Err(SqlError::Syntax),
+        };
+        let visible = match self.rules.visible {
+            None => true,
+            Some(columns) => columns.iter().any(|column| column.as_str() == name),
+        };
+        if visible {
+            Ok(())
+        } else {
+            Err(SqlError::HiddenColumn(echo(&name).into_owned()))
+        }
+    }
+
+    fn allow_value(&mut self, value: &Value) -> Result<(), SqlError> {
+        match value {
+            Value::Placeholder(text) => {
+                let index = placeholder_index(text).ok_or(SqlError::BadPlaceholder)?;
+                self.placeholders.insert(index);
+                Ok(())
+            }
+            Value::Number(..)
+            | Value::SingleQuotedString(_)
+            | Value::EscapedStringLiteral(_)
+            | Value::Boolean(_)
+            | Value::Null => Ok(()),
+            _ => Err(SqlError::NotAllowed("this kind of literal")),
+        }
+    }
+}
+
+fn allow_function(function: &Function) -> Result<(), SqlError> {
+    let name = match function.name.0.as_slice() {
+        [ObjectNamePart::Identifier(ident)] if ident.quote_style.is_none() => {
+            ident.value.to_ascii_lowercase()
+        }
+        _ => {
+            return Err(SqlError::FunctionNotAllowed(
+                echo(&function.name.to_string()).into_owned(),
+            ))
+        }
+    };
+    if !HARMLESS_FUNCTIONS.contains(&name.as_str()) {
+        return Err(SqlError::FunctionNotAllowed(echo(&name).into_owned()));
+    }
+    let plain_call = !function.uses_odbc_syntax
+        && matches!(function.parameters, FunctionArguments::None)
+        && function.within_group.is_empty()
+        && function.filter.is_none()
+        && function.null_treatment.is_none()
+        && function.over.is_none();
+    let plain_args = match &function.args {
+        FunctionArguments::List(list) => {
+            list.duplicate_treatment.is_none()
+                && list.clauses.is_empty()
+                && list
+                    .args
+                    .iter()
+                    .all(|arg| matches!(arg, FunctionArg::Unnamed(FunctionArgExpr::Expr(_))))
+        }
+        FunctionArguments::None => true,
+        FunctionArguments::Subquery(_) => return Err(SqlError::Subquery),
+    };
+    if plain_call && plain_args {
+        Ok(())
+    } else {
+        Err(SqlError::NotAllowed("this form of function call"))
+    }
+}
+
+/// Casts to the plain types a where compares against; catalog types (`regclass`, `regproc`,
+/// any custom name) are refused because their input functions look things up.
+fn plain_type(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Array(ArrayElemTypeDef::SquareBracket(inner, _)) => plain_type(inner),
+        DataType::Character(_)
+        | DataType::Char(_)
+        | DataType::CharacterVarying(_)
+        | DataType::CharVarying(_)
+        | DataType::Varchar(_)
+        | DataType::Text
+        | DataType::Uuid
+        | DataType::Numeric(_)
+        | DataType::Decimal(_)
+        | DataType::Dec(_)
+        | DataType::Float(_)
+        | DataType::Float4
+        | DataType::Float8
+        | DataType::Real
+        | DataType::Double(_)
+        | DataType::DoublePrecision
+        | DataType::Int2(_)
+        | DataType::Int4(_)
+        | DataType::Int8(_)
+        | DataType::SmallInt(_)
+        | DataType::Int(_)
+        | DataType::Integer(_)
+        | DataType::BigInt(_)
+        | DataType::Bool
+        | DataType::Boolean
+        | DataType::Date
+        | DataType::Time(..)
+        | DataType::Timestamp(..)
+        | DataType::Interval { .. }
+        | DataType::JSON
+        | DataType::JSONB
+        | DataType::Bytea => true,
+        _ => false,
+    }
+}
+
+/// A client's `order_by` (`subset__order_by`): a list of `column [ASC|DESC] [NULLS FIRST|LAST]`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SqlOrderBy {
+    items: Vec<OrderByExpr>,
+}
+
+impl SqlOrderBy {
+    /// Parses an order-by list from client text, refusing anything but bare column names with
+    /// optional direction and null ordering.
+    pub fn parse(text: &str, limits: SqlLimits) -> Result<Self, SqlError> {
+        let mut parser = parser_for(text, limits)?;
+        let items = parser
+            .parse_comma_separated(Parser::parse_order_by_expr)
+            .map_err(|error| parse_error(&error))?;
+        if parser.peek_token().token != Token::EOF {
+            return Err(SqlError::TrailingInput);
+        }
+        for item in &items {
+            match (&item.expr, &item.options.sort, &item.with_fill) {
+                (Expr::Identifier(_), None | Some(OrderBySort::Asc | OrderBySort::Desc), None) => {}
+                (Expr::CompoundIdentifier(_), _, _) => return Err(SqlError::QualifiedColumn),
+                _ => {
+                    return Err(SqlError::NotAllowed(
+                        "an order other than column [ASC|DESC] [NULLS FIRST|LAST]",
+                    ))
+                }
+            }
+        }
+        Ok(Self { items })
+    }
+
+    /// Checks that every column ordered by is visible.
+    pub(crate) fn check_visible(&self, visible: Option<&[Identifier]>) -> Result<(), SqlError> {
+        let rules = ClientRules {
+            visible,
+            param_count: 0,
+            max_depth: 1,
+        };
+        let check = ClientCheck {
+            rules: &rules,
+            depth: 0,
+            placeholders: BTreeSet::new(),
+        };
+        self.items.iter().try_for_each(|item| match &item.expr {
+            Expr::Identifier(ident) => check.allow_column(ident),
+            _ => Err(SqlError::QualifiedColumn),
+        })
+    }
+}
+
+impl fmt::Display for SqlOrderBy {
+    /// The list as SQL text, as it is sent upstream.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, item) in self.items.iter().enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            item.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SqlOrderBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SqlOrderBy({self})")
     }
 }
 
@@ -180,6 +617,179 @@ mod tests {
     #[test]
     fn comment_markers_inside_strings_are_data() {
         assert!(parse("title = '-- not a comment /* */'").is_ok());
+    }
+
+    fn visible() -> Vec<Identifier> {
+        ["id", "title", "done", "Mixed"]
+            .iter()
+            .map(|name| Identifier::new(*name).unwrap())
+            .collect()
+    }
+
+    fn check(text: &str, param_count: usize) -> Result<(), SqlError> {
+        let columns = visible();
+        let rules = ClientRules {
+            visible: Some(&columns),
+            param_count,
+            max_depth: 32,
+        };
+        parse(text)?.check_client(&rules)
+    }
+
+    #[test]
+    fn allowed_client_expressions_pass() {
+        for text in [
+            "id = 1",
+            "ID = 1 AND \"Mixed\" IS NOT NULL",
+            "title ILIKE '%a%' OR NOT done",
+            "id IN (1, 2, 3) AND id BETWEEN 1 AND 9",
+            "lower(title) = 'a' AND coalesce(done, false)",
+            "id::text = '1' AND CAST(id AS bigint) > 0",
+            "id = ANY(ARRAY[1, 2])",
+            "CASE WHEN done THEN 1 ELSE 0 END = 1",
+            "(id, title) = (1, 'a')",
+            "title = E'a\\'b'",
+        ] {
+            assert_eq!(check(text, 0), Ok(()), "{text}");
+        }
+    }
+
+    #[test]
+    fn subqueries_are_refused_wherever_they_are() {
+        for text in [
+            "EXISTS (SELECT 1 FROM secrets)",
+            "id IN (SELECT id FROM other)",
+            "id = (SELECT max(id) FROM other)",
+            "lower((SELECT name FROM other LIMIT 1)) = 'a'",
+            "id = ANY(SELECT id FROM other)",
+            "NOT EXISTS (SELECT 1)",
+        ] {
+            assert_eq!(check(text, 0), Err(SqlError::Subquery), "{text}");
+        }
+    }
+
+    #[test]
+    fn hidden_and_qualified_columns_are_refused() {
+        assert_eq!(
+            check("internal_note = 'x'", 0),
+            Err(SqlError::HiddenColumn("internal_note".into()))
+        );
+        assert_eq!(
+            check("\"ID\" = 1", 0),
+            Err(SqlError::HiddenColumn("ID".into()))
+        );
+        assert_eq!(
+            check("mixed = 1", 0),
+            Err(SqlError::HiddenColumn("mixed".into()))
+        );
+        assert_eq!(
+            check("lower(internal_note) = 'x'", 0),
+            Err(SqlError::HiddenColumn("internal_note".into()))
+        );
+        assert_eq!(check("items.id = 1", 0), Err(SqlError::QualifiedColumn));
+        assert_eq!(check("other.secret = 1", 0), Err(SqlError::QualifiedColumn));
+    }
+
+    #[test]
+    fn functions_casts_and_operators_outside_the_allow_list_are_refused() {
+        assert_eq!(
+            check("pg_sleep(10) IS NULL", 0),
+            Err(SqlError::FunctionNotAllowed("pg_sleep".into()))
+        );
+        assert_eq!(
+            check("current_setting('x') = 'y'", 0),
+            Err(SqlError::FunctionNotAllowed("current_setting".into()))
+        );
+        assert!(matches!(
+            check("pg_catalog.lower(title) = 'a'", 0),
+            Err(SqlError::FunctionNotAllowed(_))
+        ));
+        assert!(matches!(
+            check("count(id) OVER () > 1", 0),
+            Err(SqlError::FunctionNotAllowed(_))
+        ));
+        assert!(matches!(
+            check("lower(title) FILTER (WHERE done) = 'a'", 0),
+            Err(SqlError::NotAllowed(_))
+        ));
+        assert!(matches!(
+            check("'secrets'::regclass IS NOT NULL", 0),
+            Err(SqlError::NotAllowed(_))
+        ));
+        assert!(matches!(
+            check("title::my_type IS NOT NULL", 0),
+            Err(SqlError::NotAllowed(_))
+        ));
+        assert!(matches!(
+            check("id OPERATOR(pg_catalog.=) 1", 0),
+            Err(SqlError::NotAllowed(_))
+        ));
+    }
+
+    #[test]
+    fn placeholders_must_match_the_values_given() {
+        assert_eq!(check("id = $1 AND title = $2", 2), Ok(()));
+        assert_eq!(check("id = $2", 2), Err(SqlError::UnusedParam(1)));
+        assert_eq!(check("id = $3", 2), Err(SqlError::MissingParam(3)));
+        assert_eq!(check("id = $1", 0), Err(SqlError::MissingParam(1)));
+        assert_eq!(check("id = $01", 1), Err(SqlError::BadPlaceholder));
+        assert!(check("id = ?", 1).is_err());
+    }
+
+    #[test]
+    fn tree_depth_is_limited_even_for_flat_chains() {
+        let chain = vec!["id = 1"; 40].join(" AND ");
+        assert_eq!(check(&chain, 0), Err(SqlError::TooDeep));
+    }
+
+    #[test]
+    fn composition_parenthesises_both_sides_and_shifts_the_second() {
+        let client = parse("id = $1 OR title = $2").unwrap();
+        let mut policy = parse("tenant_id = $1").unwrap();
+        policy.shift_placeholders(2);
+        let composed = client.and(policy);
+        assert_eq!(
+            composed.to_string(),
+            "(id = $1 OR title = $2) AND (tenant_id = $3)"
+        );
+        assert_eq!(
+            composed
+                .placeholders()
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn order_by_accepts_columns_with_direction_only() {
+        let order =
+            SqlOrderBy::parse("id DESC NULLS LAST, \"Mixed\"", SqlLimits::default()).unwrap();
+        assert_eq!(order.to_string(), "id DESC NULLS LAST, \"Mixed\"");
+        let columns = visible();
+        assert_eq!(order.check_visible(Some(&columns)), Ok(()));
+        let hidden = SqlOrderBy::parse("internal_note", SqlLimits::default()).unwrap();
+        assert_eq!(
+            hidden.check_visible(Some(&columns)),
+            Err(SqlError::HiddenColumn("internal_note".into()))
+        );
+        for text in [
+            "lower(title)",
+            "id USING <",
+            "(SELECT 1)",
+            "id; drop",
+            "id --",
+        ] {
+            assert!(
+                SqlOrderBy::parse(text, SqlLimits::default()).is_err(),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            SqlOrderBy::parse("items.id", SqlLimits::default()),
+            Err(SqlError::QualifiedColumn)
+        );
     }
 
     #[test]
