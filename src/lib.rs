@@ -13,6 +13,7 @@
 //! ```
 //!
 //! - [`protocol`]: Electric's request as types; one parse, rendered back canonically.
+//! - [`ip`]: [`IpAllowLayer`], network allow-listing that forwarding headers cannot spoof.
 //! - [`rejection`]: the one refusal type: status plus Electric-shaped JSON body.
 //! - [`body`]: the body of layers that can answer by themselves.
 //!
@@ -27,8 +28,10 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod body;
+pub mod ip;
 pub mod protocol;
 pub mod rejection;
 mod secret;
 
+pub use ip::IpAllowLayer;
 pub use secret::SecretString;
