@@ -108,7 +108,8 @@ impl<S> IpAllow<S> {
             tracing::debug!(peer = ?peer, reason = %unresolved, "ip allow: refused, client address unknown");
             unresolved.into_rejection()
         })?;
-        let verdict = if lists.is_allowed(resolved.client) {
+        let allowed = lists.is_allowed(resolved.client);
+        let verdict = if allowed {
             "allowed"
         } else if lists.is_denied(resolved.client) {
             "denied"
@@ -122,7 +123,7 @@ impl<S> IpAllow<S> {
             verdict,
             "ip allow: decided"
         );
-        if lists.is_allowed(resolved.client) {
+        if allowed {
             Ok(resolved.client)
         } else {
             Err(Rejection::forbidden().with_message("client address not allowed"))

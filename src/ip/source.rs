@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn hop_limit_counts_every_line() {
-        let long = vec!["198.51.100.4"; 9].join(",");
+        let long = ["198.51.100.4"; 9].join(",");
         let map = headers("x-forwarded-for", &[long.as_bytes(), long.as_bytes()]);
         assert!(matches!(
             client(ClientIpSource::XForwardedFor, "10.0.0.1", &map),
