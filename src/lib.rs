@@ -15,6 +15,7 @@
 //! - [`policy`]: [`ShapeParamPolicyLayer`], which decides the shape a client may see and
 //!   rebuilds the upstream request so that only that shape can be asked for.
 //! - [`protocol`]: Electric's request as types; one parse, rendered back canonically.
+//! - [`ip`]: [`IpAllowLayer`], network allow-listing that forwarding headers cannot spoof.
 //! - [`rejection`]: the one refusal type: status plus Electric-shaped JSON body.
 //! - [`body`]: the body of layers that can answer by themselves.
 //! - [`token`]: [`ApiTokenLayer`], Electric's secret injected server-side, and caller tokens
@@ -31,6 +32,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod body;
+pub mod ip;
 pub mod policy;
 pub mod protocol;
 pub mod rejection;
@@ -39,6 +41,7 @@ pub mod token;
 #[cfg(feature = "proxy")]
 pub mod upstream;
 
+pub use ip::IpAllowLayer;
 pub use policy::ShapeParamPolicyLayer;
 pub use secret::SecretString;
 pub use token::ApiTokenLayer;
