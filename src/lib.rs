@@ -20,7 +20,7 @@
 //!
 //! # Features
 //! - `proxy` (default): `ElectricUpstream`, the forwarding service.
-//! - `testing`: an Electric stand-in for tests.
+//! - `testing`: `testing::ElectricStandIn`, an Electric stand-in for tests.
 //! - `axum`: conveniences for axum apps.
 //!
 //! [tower]: https://docs.rs/tower
@@ -30,5 +30,7 @@ pub mod body;
 pub mod protocol;
 pub mod rejection;
 mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use secret::SecretString;

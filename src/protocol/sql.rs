@@ -91,7 +91,6 @@ impl SqlExpr {
     }
 
     /// The expression tree.
-    #[allow(dead_code)] // for the layers that compose and evaluate expressions
     pub(crate) fn expr(&self) -> &Expr {
         &self.expr
     }
