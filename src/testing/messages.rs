@@ -1,5 +1,7 @@
 //! Shape log messages as Electric writes them.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use crate::protocol::Replica;
@@ -75,24 +77,31 @@ impl ShapeView {
         column.pk_index.is_some()
     }
 
-    /// `electric-schema`: selected column → `{type, pk_index?, not_null?}`.
+    /// `electric-schema`: selected column → `{type, pk_index?, not_null?}`, columns by name,
+    /// fields in the fixtures' order.
     pub(crate) fn schema_header(&self) -> String {
-        let map: Map<String, Value> = self
+        #[derive(serde::Serialize)]
+        struct ColumnSchema<'a> {
+            #[serde(rename = "type")]
+            pg_type: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pk_index: Option<usize>,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            not_null: bool,
+        }
+        let schema: BTreeMap<&str, ColumnSchema<'_>> = self
             .selected
             .iter()
             .map(|column| {
-                let mut info = Map::new();
-                info.insert("type".into(), column.pg_type.clone().into());
-                if let Some(index) = column.pk_index {
-                    info.insert("pk_index".into(), index.into());
-                }
-                if column.not_null {
-                    info.insert("not_null".into(), true.into());
-                }
-                (column.name.clone(), Value::Object(info))
+                let info = ColumnSchema {
+                    pg_type: &column.pg_type,
+                    pk_index: column.pk_index,
+                    not_null: column.not_null,
+                };
+                (column.name.as_str(), info)
             })
             .collect();
-        Value::Object(map).to_string()
+        serde_json::to_string(&schema).unwrap_or_default()
     }
 
     /// An insert message of a snapshot row (no log headers).

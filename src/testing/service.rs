@@ -1025,7 +1025,8 @@ fn json_response(status: StatusCode, body: &Value) -> Answer {
     let mut response = Response::new(StandInBody::full(body.to_string()));
     *response.status_mut() = status;
     put(response.headers_mut(), CONTENT_TYPE, JSON_CONTENT_TYPE);
-    if status.is_client_error() || status.is_server_error() {
+    // Errors are never cached; a 409 is a redirect and gets its own caching.
+    if (status.is_client_error() || status.is_server_error()) && status != StatusCode::CONFLICT {
         put(response.headers_mut(), CACHE_CONTROL, "no-store");
         put(
             response.headers_mut(),
