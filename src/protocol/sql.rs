@@ -91,6 +91,7 @@ impl SqlExpr {
     }
 
     /// The expression tree.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))] // for the layers that evaluate it
     pub(crate) fn expr(&self) -> &Expr {
         &self.expr
     }

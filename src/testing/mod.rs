@@ -67,14 +67,14 @@
 //! Over TCP, for a client or a forwarding proxy under test:
 //!
 //! ```
-//! use std::time::Duration;
 //! use tower_electric::testing::ElectricStandIn;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
-//! // Electric's own timing (20 s long-polls, SSE for 60 s), for a demo app:
+//! // Electric's own timing (20 s long-polls, SSE for 60 s) and demo data, for a demo app:
 //! let electric = ElectricStandIn::builder()
-//!     .long_poll_hold(Duration::from_secs(20))
+//!     .electric_timing()
+//!     .secret("electric-secret")
 //!     .with_demo_data()
 //!     .build();
 //! let server = electric.serve().await?;

@@ -457,34 +457,32 @@ fn pick_columns(
     names: &[crate::protocol::Identifier],
     field: &'static str,
 ) -> Result<Vec<ColumnDef>, Early> {
-    let missing_pk: Vec<&str> = columns
-        .iter()
-        .filter(|c| c.pk_index.is_some() && !names.iter().any(|n| n.as_str() == c.name))
-        .map(|c| c.name.as_str())
-        .collect();
-    if !missing_pk.is_empty() {
-        return Err(invalid(
-            field,
-            format!(
-                "The list of columns must include all primary key columns, missing: {}",
-                missing_pk.join(", ")
-            ),
-        ));
-    }
-    let unknown: Vec<&str> = names
-        .iter()
-        .map(|name| name.as_str())
-        .filter(|name| !columns.iter().any(|c| c.name == *name))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(invalid(
-            field,
-            format!(
-                "The following columns are not found on the table: {}",
-                unknown.join(", ")
-            ),
-        ));
-    }
+    let refuse_if_any = |problem: &str, culprits: Vec<&str>| -> Result<(), Early> {
+        if culprits.is_empty() {
+            Ok(())
+        } else {
+            Err(invalid(
+                field,
+                format!("{problem}: {}", culprits.join(", ")),
+            ))
+        }
+    };
+    refuse_if_any(
+        "The list of columns must include all primary key columns, missing",
+        columns
+            .iter()
+            .filter(|c| c.pk_index.is_some() && !names.iter().any(|n| n.as_str() == c.name))
+            .map(|c| c.name.as_str())
+            .collect(),
+    )?;
+    refuse_if_any(
+        "The following columns are not found on the table",
+        names
+            .iter()
+            .map(|name| name.as_str())
+            .filter(|name| !columns.iter().any(|c| c.name == *name))
+            .collect(),
+    )?;
     Ok(columns
         .iter()
         .filter(|c| names.iter().any(|n| n.as_str() == c.name))
