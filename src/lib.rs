@@ -25,7 +25,7 @@
 //!
 //! # Features
 //! - `proxy` (default): `ElectricUpstream`, the forwarding service.
-//! - `testing`: an Electric stand-in for tests.
+//! - `testing`: `testing::ElectricStandIn`, an Electric stand-in for tests.
 //! - `axum`: conveniences for axum apps.
 //!
 //! [tower]: https://docs.rs/tower
@@ -37,6 +37,8 @@ pub mod policy;
 pub mod protocol;
 pub mod rejection;
 mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 #[cfg(feature = "proxy")]
 pub mod upstream;
