@@ -518,7 +518,7 @@ fn read_shape(shared: &Shared, view: &ShapeView, since: LogOffset) -> ShapeRead 
     for change in store.changes_after(&view.key, snapshot_tx, SNAPSHOT_END) {
         if let Some(message) = view.change_message(change) {
             last_offset = change.offset();
-            if super::store::is_after(last_offset, since) {
+            if last_offset > since {
                 messages.push((last_offset, message));
             }
         }
