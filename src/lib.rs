@@ -15,6 +15,8 @@
 //! - [`protocol`]: Electric's request as types; one parse, rendered back canonically.
 //! - [`rejection`]: the one refusal type: status plus Electric-shaped JSON body.
 //! - [`body`]: the body of layers that can answer by themselves.
+//! - [`transform`]: [`BodyTransformLayer`], streaming transforms of shape-log values (decrypt,
+//!   redact, drop), and [`RequestBodyTransformLayer`] for JSON write bodies.
 //!
 //! Every layer works with any `http_body::Body` and needs no axum.
 //!
@@ -30,5 +32,7 @@ pub mod body;
 pub mod protocol;
 pub mod rejection;
 mod secret;
+pub mod transform;
 
 pub use secret::SecretString;
+pub use transform::{BodyTransformLayer, RequestBodyTransformLayer};
