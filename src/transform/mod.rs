@@ -103,7 +103,7 @@
 //!         let tenant = request.extensions.get::<TenantKey>().cloned();
 //!         async move {
 //!             let key = tenant.ok_or("no tenant")?;
-//!             Ok::<_, BoxError>(move |message: &mut Message<'_>| {
+//!             Ok::<_, BoxError>(move |message: &mut Message<'_>| -> Result<(), BoxError> {
 //!                 let _ = (&key, message); // decrypt with `key` here
 //!                 Ok(())
 //!             })
