@@ -8,7 +8,6 @@
 #[allow(dead_code)]
 mod support;
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 
 use bytes::Bytes;
@@ -18,21 +17,10 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::{Layer, ServiceExt};
-use tower_electric::transform::{each_message, BoxError, Message, ShapeTransform};
+use tower_electric::transform::{each_message, Message, ShapeTransform};
 use tower_electric::BodyTransformLayer;
 
 const SIZE: usize = 50 * 1024 * 1024;
-
-fn upper(message: &mut Message<'_>) -> Result<(), BoxError> {
-    for row in message.rows_mut() {
-        for (_, value) in row.values_mut() {
-            if let Some(text) = value {
-                *text = Cow::Owned(text.to_ascii_uppercase());
-            }
-        }
-    }
-    Ok(())
-}
 
 /// Streams `body` through the layer and returns the output's length.
 fn through_layer<T: ShapeTransform>(layer: &BodyTransformLayer<T>, body: &Bytes) -> usize {
@@ -85,7 +73,7 @@ fn whole_body_value(body: &Bytes) -> usize {
 fn bench(c: &mut Criterion) {
     let body = support::snapshot(SIZE);
     let identity = BodyTransformLayer::new(each_message(|_: &mut Message<'_>| Ok(())));
-    let per_value = BodyTransformLayer::new(each_message(upper));
+    let per_value = BodyTransformLayer::new(each_message(support::upper));
     assert_eq!(through_layer(&identity, &body), body.len());
     // The same messages; the layer also keeps the upstream's newlines between them.
     let newlines = body.iter().filter(|byte| **byte == b'\n').count();

@@ -14,7 +14,6 @@
 #[allow(dead_code)]
 mod support;
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -25,7 +24,7 @@ use http::{Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt};
-use tower_electric::transform::{each_message, BoxError, Message};
+use tower_electric::transform::each_message;
 use tower_electric::BodyTransformLayer;
 
 const SIZE: usize = 200 * 1024 * 1024;
@@ -80,17 +79,6 @@ fn vm_hwm_kib() -> u64 {
         .unwrap()
 }
 
-fn upper(message: &mut Message<'_>) -> Result<(), BoxError> {
-    for row in message.rows_mut() {
-        for (_, value) in row.values_mut() {
-            if let Some(text) = value {
-                *text = Cow::Owned(text.to_ascii_uppercase());
-            }
-        }
-    }
-    Ok(())
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; this harness has nothing to filter.
     let before = vm_hwm_kib();
@@ -108,7 +96,7 @@ fn main() {
                 .unwrap(),
         )
     });
-    let layer = BodyTransformLayer::new(each_message(upper));
+    let layer = BodyTransformLayer::new(each_message(support::upper));
     let request = Request::get("/v1/shape?table=items&offset=-1")
         .body(())
         .unwrap();

@@ -1,5 +1,6 @@
 //! Shared pieces of the transform benchmarks: a generated snapshot and a chunked body.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -7,6 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
+use tower_electric::transform::{BoxError, Message};
 
 /// Electric writes shape logs in chunks of up to about this size.
 pub(crate) const CHUNK: usize = 256 * 1024;
@@ -75,4 +77,16 @@ impl Body for Chunks {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
     }
+}
+
+/// The per-value transform measured: ASCII upper-case of every value and old value.
+pub(crate) fn upper(message: &mut Message<'_>) -> Result<(), BoxError> {
+    for row in message.rows_mut() {
+        for (_, value) in row.values_mut() {
+            if let Some(text) = value {
+                *text = Cow::Owned(text.to_ascii_uppercase());
+            }
+        }
+    }
+    Ok(())
 }
