@@ -20,6 +20,8 @@
 //! - [`body`]: the body of layers that can answer by themselves.
 //! - [`token`]: [`ApiTokenLayer`], Electric's secret injected server-side, and caller tokens
 //!   required in constant time.
+//! - [`transform`]: [`BodyTransformLayer`], streaming transforms of shape-log values (decrypt,
+//!   redact, drop), and [`RequestBodyTransformLayer`] for JSON write bodies.
 //!
 //! Every layer works with any `http_body::Body` and needs no axum.
 //!
@@ -40,6 +42,7 @@ mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
+pub mod transform;
 #[cfg(feature = "proxy")]
 pub mod upstream;
 
@@ -47,5 +50,6 @@ pub use ip::IpAllowLayer;
 pub use policy::ShapeParamPolicyLayer;
 pub use secret::SecretString;
 pub use token::ApiTokenLayer;
+pub use transform::{BodyTransformLayer, RequestBodyTransformLayer};
 #[cfg(feature = "proxy")]
 pub use upstream::ElectricUpstream;
