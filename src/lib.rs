@@ -34,6 +34,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod body;
+mod future;
 pub mod ip;
 pub mod policy;
 pub mod protocol;
