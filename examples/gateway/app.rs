@@ -23,7 +23,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_electric::ip::{ClientIpSource, IpAllowLayer, IpLists};
-use tower_electric::policy::{ShapeParamPolicyLayer, ShapePolicy, TablePolicy};
+use tower_electric::policy::{PolicyError, ShapeParamPolicyLayer, ShapePolicy, TablePolicy};
 use tower_electric::protocol::headers::EXPOSE_HEADERS;
 use tower_electric::rejection::Rejection;
 use tower_electric::testing::{ElectricStandIn, Row};
@@ -60,21 +60,7 @@ pub(crate) struct GatewayConfig {
 /// The gateway's router.
 pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
     let upstream = ElectricUpstream::new(config.electric_url)?;
-
-    let policy = ShapePolicy::builder()
-        .table(
-            TablePolicy::new("items")
-                .columns(["id", "tenant_id", "title", "done"])
-                .row_filter("tenant_id = $1", tenant)
-                .client_where(true)
-                .subsets(true),
-        )
-        .table(
-            TablePolicy::new("tenants")
-                .columns(["id", "name", "keys"])
-                .row_filter("id = $1", tenant),
-        )
-        .build()?;
+    let policy = policy()?;
 
     let ip_allow = IpAllowLayer::new(config.lists).client_ip_source(ClientIpSource::XForwardedFor);
     let auth = DemoAuthLayer {
@@ -113,6 +99,25 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
         router = router.route("/internal/v1/shape", any_service(internal));
     }
     Ok(router)
+}
+
+/// The shape policy: each tenant sees its own `items` (never `internal_note`), with its own
+/// where and subsets, and its own `tenants` row; no other table.
+pub(crate) fn policy() -> Result<ShapePolicy, PolicyError> {
+    ShapePolicy::builder()
+        .table(
+            TablePolicy::new("items")
+                .columns(["id", "tenant_id", "title", "done"])
+                .row_filter("tenant_id = $1", tenant)
+                .client_where(true)
+                .subsets(true),
+        )
+        .table(
+            TablePolicy::new("tenants")
+                .columns(["id", "name", "keys"])
+                .row_filter("id = $1", tenant),
+        )
+        .build()
 }
 
 /// The row filter's value: the caller's tenant, or none (the policy answers 401).
