@@ -1094,6 +1094,27 @@ async fn the_gateway_refuses_before_the_stand_in() {
     );
 }
 
+/// Without a token the write has no tenant and so no key: that is the caller's 401, not a
+/// gateway failure (502).
+#[tokio::test]
+async fn a_write_without_a_token_is_401() {
+    let demo = gateway("127.0.0.0/8").await;
+    let client = HttpClient::new();
+    let write = client
+        .send(
+            Method::POST,
+            &format!("{}/api/items", demo.gateway),
+            None,
+            Some(&json!({"id": 60, "title": "anonymous"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(write.status, StatusCode::UNAUTHORIZED, "{:?}", write.body);
+    assert_eq!(write.header("www-authenticate"), Some("Bearer"));
+    assert!(write.json().unwrap()["message"].is_string());
+    assert_eq!(demo.database.rows("items").unwrap().len(), 5);
+}
+
 #[tokio::test]
 async fn a_client_outside_the_allow_list_is_refused() {
     // 127.0.0.1 is not in the list.
