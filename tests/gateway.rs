@@ -22,6 +22,8 @@ mod app;
 mod columns;
 #[path = "../examples/encryption/demo.rs"]
 mod demo;
+#[path = "support/where_clause.rs"]
+mod where_clause;
 
 use std::future::Future;
 use std::time::Duration;
@@ -31,9 +33,6 @@ use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use sqlparser::ast::{BinaryOperator, Expr};
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_electric::policy::ShapeParamPolicyLayer;
 use tower_electric::testing::{ElectricStandIn, RecordedRequest, Row};
@@ -42,15 +41,17 @@ use tower_electric::{ElectricUpstream, SecretString};
 
 use columns::Tenant;
 use demo::{query, Demo, HttpClient, Reply};
+use where_clause::{parse_where, split_and};
 
 const SECRET: &str = "electric-secret";
 
 /// The stand-in with the demo data (`items` of `acme` and `globex`, with the hidden
-/// `internal_note`), requiring [`SECRET`], with short long-polls.
+/// `internal_note`), requiring [`SECRET`], with short long-polls and SSE streams.
 fn standin(long_poll_hold: Duration) -> ElectricStandIn {
     ElectricStandIn::builder()
         .secret(SECRET)
         .long_poll_hold(long_poll_hold)
+        .sse_duration(Duration::from_secs(1))
         .with_demo_data()
         .build()
 }
@@ -121,29 +122,6 @@ fn only_request(electric: &ElectricStandIn) -> RecordedRequest {
     let mut received = electric.requests();
     assert_eq!(received.len(), 1, "{received:#?}");
     received.pop().unwrap()
-}
-
-fn parse_where(text: &str) -> Expr {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(text)
-        .unwrap()
-        .parse_expr()
-        .unwrap()
-}
-
-/// Splits a where into the sides of its top-level `(<client>) AND (<policy>)`.
-fn split_and(text: &str) -> (Expr, Expr) {
-    match parse_where(text) {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => match (*left, *right) {
-            (Expr::Nested(client), Expr::Nested(policy)) => (*client, *policy),
-            other => panic!("sides not parenthesised: {other:?}"),
-        },
-        other => panic!("top level is not AND: {other}"),
-    }
 }
 
 fn ids(reply: &Reply) -> Vec<i64> {
@@ -951,6 +929,41 @@ fn received_rows(reply: &Reply) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The holder of `token` takes the items snapshot, then sends a live request from its end
+/// (`mode`: `("cursor", "")` for a long-poll, `("live_sse", "true")` for SSE), in the
+/// background.
+async fn start_live(
+    demo: &Demo,
+    client: &HttpClient,
+    token: &'static str,
+    mode: (&str, &str),
+) -> tokio::task::JoinHandle<Reply> {
+    let snapshot = client
+        .send(
+            Method::GET,
+            &demo.shape_url(&ITEMS_SNAPSHOT),
+            Some(token),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(snapshot.status, StatusCode::OK);
+    let url = demo.shape_url(&[
+        ("table", "items"),
+        ("offset", snapshot.header("electric-offset").unwrap()),
+        ("handle", snapshot.header("electric-handle").unwrap()),
+        ("live", "true"),
+        mode,
+    ]);
+    let client = client.clone();
+    tokio::spawn(async move {
+        client
+            .send(Method::GET, &url, Some(token), None)
+            .await
+            .unwrap()
+    })
+}
+
 #[tokio::test]
 async fn each_tenant_gets_its_own_rows_decrypted_while_the_stand_in_holds_ciphertext() {
     let demo = gateway("127.0.0.0/8").await;
@@ -1006,32 +1019,8 @@ async fn each_tenant_gets_its_own_rows_decrypted_while_the_stand_in_holds_cipher
 async fn a_live_long_poll_woken_by_an_insert_for_acme_reaches_alice_and_not_bob() {
     let demo = gateway("127.0.0.0/8").await;
     let client = HttpClient::new();
-    let mut live = Vec::new();
-    for token in ["alice-token", "bob-token"] {
-        let snapshot = client
-            .send(
-                Method::GET,
-                &demo.shape_url(&ITEMS_SNAPSHOT),
-                Some(token),
-                None,
-            )
-            .await
-            .unwrap();
-        let url = demo.shape_url(&[
-            ("table", "items"),
-            ("offset", snapshot.header("electric-offset").unwrap()),
-            ("handle", snapshot.header("electric-handle").unwrap()),
-            ("live", "true"),
-            ("cursor", ""),
-        ]);
-        let client = client.clone();
-        live.push(tokio::spawn(async move {
-            client
-                .send(Method::GET, &url, Some(token), None)
-                .await
-                .unwrap()
-        }));
-    }
+    let alice = start_live(&demo, &client, "alice-token", ("cursor", "")).await;
+    let bob = start_live(&demo, &client, "bob-token", ("cursor", "")).await;
     bounded(demo.database.wait_for_live_in_flight(2)).await;
     let cipher = demo.keys.cipher_for_tenant("acme").unwrap();
     demo.database
@@ -1049,8 +1038,8 @@ async fn a_live_long_poll_woken_by_an_insert_for_acme_reaches_alice_and_not_bob(
         )
         .unwrap();
 
-    let bob = bounded(live.pop().unwrap()).await.unwrap();
-    let alice = bounded(live.pop().unwrap()).await.unwrap();
+    let bob = bounded(bob).await.unwrap();
+    let alice = bounded(alice).await.unwrap();
     assert_eq!(alice.status, StatusCode::OK, "{:?}", alice.body);
     assert_eq!(
         received_rows(&alice),
@@ -1094,19 +1083,77 @@ async fn the_gateway_refuses_before_the_stand_in() {
     );
 }
 
+#[tokio::test]
+async fn subsets_and_sse_through_the_gateway_are_decrypted_for_the_tenant() {
+    let demo = gateway("127.0.0.0/8").await;
+    let client = HttpClient::new();
+    let subset = json!({"where": "done = $1", "params": {"1": "false"}, "order_by": "id"});
+    let reply = client
+        .send(
+            Method::POST,
+            &demo.shape_url(&ITEMS_SNAPSHOT),
+            Some("bob-token"),
+            Some(&subset),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let globex_open: Vec<(String, String)> = expected_rows(&demo, "globex")
+        .into_iter()
+        .filter(|(id, _)| {
+            demo.database.rows("items").unwrap().iter().any(|row| {
+                row.get("id") == Some(Some(id.as_str())) && row.get("done") == Some(Some("false"))
+            })
+        })
+        .collect();
+    assert!(!globex_open.is_empty());
+    assert_eq!(received_rows(&reply), globex_open);
+
+    let sse = start_live(&demo, &client, "alice-token", ("live_sse", "true")).await;
+    bounded(demo.database.wait_for_live_in_flight(1)).await;
+    for (id, tenant, title) in [
+        ("70", "globex", "not for alice"),
+        ("71", "acme", "streamed to alice"),
+    ] {
+        let cipher = demo.keys.cipher_for_tenant(tenant).unwrap();
+        demo.database
+            .insert(
+                "items",
+                Row::new()
+                    .with("id", id)
+                    .with("tenant_id", tenant)
+                    .with("title", cipher.encrypt("title", title).unwrap())
+                    .with("done", "false"),
+            )
+            .unwrap();
+    }
+    let reply = bounded(sse).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    let values: Vec<Value> = String::from_utf8_lossy(&reply.body)
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| {
+            serde_json::from_str::<Value>(data)
+                .unwrap()
+                .get("value")
+                .cloned()
+        })
+        .collect();
+    assert_eq!(
+        values,
+        [json!({"id": "71", "tenant_id": "acme", "title": "streamed to alice", "done": "false"})]
+    );
+}
+
 /// Without a token the write has no tenant and so no key: that is the caller's 401, not a
 /// gateway failure (502).
 #[tokio::test]
 async fn a_write_without_a_token_is_401() {
     let demo = gateway("127.0.0.0/8").await;
     let client = HttpClient::new();
-    let write = client
-        .send(
-            Method::POST,
-            &format!("{}/api/items", demo.gateway),
-            None,
-            Some(&json!({"id": 60, "title": "anonymous"})),
-        )
+    let write = demo
+        .write_item(&client, None, &json!({"id": 60, "title": "anonymous"}))
         .await
         .unwrap();
     assert_eq!(write.status, StatusCode::UNAUTHORIZED, "{:?}", write.body);
@@ -1131,12 +1178,11 @@ async fn a_client_outside_the_allow_list_is_refused() {
         .await
         .unwrap();
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{:?}", reply.body);
-    let write = client
-        .send(
-            Method::POST,
-            &format!("{}/api/items", demo.gateway),
+    let write = demo
+        .write_item(
+            &client,
             Some("alice-token"),
-            Some(&json!({"id": 61, "title": "from outside"})),
+            &json!({"id": 61, "title": "from outside"}),
         )
         .await
         .unwrap();
@@ -1165,12 +1211,11 @@ async fn the_encryption_example_stores_ciphertext_and_serves_plaintext_to_the_te
     assert!(!outcome.bob_sees_it);
 
     // The row is the writer's tenant's, whatever the body claims.
-    let write = client
-        .send(
-            Method::POST,
-            &format!("{}/api/items", demo.gateway),
+    let write = demo
+        .write_item(
+            &client,
             Some("alice-token"),
-            Some(&json!({"id": 11, "title": "mine", "tenant_id": "globex", "internal_note": "x"})),
+            &json!({"id": 11, "title": "mine", "tenant_id": "globex", "internal_note": "x"}),
         )
         .await
         .unwrap();

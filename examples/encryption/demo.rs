@@ -203,6 +203,17 @@ impl Demo {
         })
     }
 
+    /// `POST /api/items` with `item` as its JSON body, as the holder of `token`.
+    pub(crate) async fn write_item(
+        &self,
+        client: &HttpClient,
+        token: Option<&str>,
+        item: &Value,
+    ) -> Result<Reply, BoxError> {
+        let url = format!("{}/api/items", self.gateway);
+        client.send(Method::POST, &url, token, Some(item)).await
+    }
+
     /// The shape URL of the gateway for a query.
     pub(crate) fn shape_url(&self, pairs: &[(&str, &str)]) -> String {
         format!("{}/v1/shape?{}", self.gateway, query(pairs))
@@ -237,12 +248,11 @@ pub(crate) async fn write_and_read(
     id: u32,
     title: &str,
 ) -> Result<WriteOutcome, BoxError> {
-    let write = client
-        .send(
-            Method::POST,
-            &format!("{}/api/items", demo.gateway),
+    let write = demo
+        .write_item(
+            client,
             Some("alice-token"),
-            Some(&json!({"id": id, "title": title, "done": false})),
+            &json!({"id": id, "title": title, "done": false}),
         )
         .await?;
 
@@ -253,42 +263,29 @@ pub(crate) async fn write_and_read(
         ("where", "id = $1"),
         ("params[1]", id_text.as_str()),
     ];
-    let title_of = |reply: &Reply| -> Result<Option<String>, BoxError> {
-        Ok(reply.values()?.iter().find_map(|value| {
+    let mut titles = Vec::new();
+    for (url, token) in [
+        (demo.electric_url(&only_this_item), None),
+        (demo.shape_url(&only_this_item), Some("alice-token")),
+        (demo.shape_url(&only_this_item), Some("bob-token")),
+    ] {
+        let reply = client.send(Method::GET, &url, token, None).await?;
+        if reply.status != StatusCode::OK {
+            return Err(format!("a shape read answered {}", reply.status).into());
+        }
+        titles.push(reply.values()?.iter().find_map(|value| {
             value
                 .get("title")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-        }))
-    };
-    let stored = client
-        .send(Method::GET, &demo.electric_url(&only_this_item), None, None)
-        .await?;
-    let alice = client
-        .send(
-            Method::GET,
-            &demo.shape_url(&only_this_item),
-            Some("alice-token"),
-            None,
-        )
-        .await?;
-    let bob = client
-        .send(
-            Method::GET,
-            &demo.shape_url(&only_this_item),
-            Some("bob-token"),
-            None,
-        )
-        .await?;
-    for reply in [&stored, &alice, &bob] {
-        if reply.status != StatusCode::OK {
-            return Err(format!("a shape read answered {}", reply.status).into());
-        }
+        }));
     }
+    let [stored_title, alice_title, bob_title] =
+        <[Option<String>; 3]>::try_from(titles).map_err(|_| "three reads, three answers")?;
     Ok(WriteOutcome {
         write_status: write.status,
-        stored_title: title_of(&stored)?,
-        alice_title: title_of(&alice)?,
-        bob_sees_it: !bob.values()?.is_empty(),
+        stored_title,
+        alice_title,
+        bob_sees_it: bob_title.is_some(),
     })
 }
