@@ -15,9 +15,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
-use sqlparser::ast::{visit_expressions, BinaryOperator, Expr};
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
+use sqlparser::ast::{visit_expressions, Expr};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_electric::policy::{
     policy_fn, CacheSafety, RequestBody, RowFilter, ShapeDefinition, ShapeParamPolicyLayer,
@@ -25,6 +23,10 @@ use tower_electric::policy::{
 };
 use tower_electric::protocol::{Identifier, Replica, ShapeRequest, TableName};
 use tower_electric::rejection::Rejection;
+
+#[path = "support/where_clause.rs"]
+mod where_clause;
+use where_clause::{parse_where, split_and};
 
 #[derive(Clone)]
 struct Principal {
@@ -174,30 +176,6 @@ async fn post(query: &str, tenant: Option<&str>, body: &str) -> Outcome {
         request(Method::POST, query, tenant, body),
     )
     .await
-}
-
-fn parse_where(text: &str) -> Expr {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(text)
-        .unwrap()
-        .parse_expr()
-        .unwrap()
-}
-
-/// Splits a forwarded where into (client part, policy part), asserting the top level is
-/// `(<client>) AND (<policy>)`.
-fn split_and(text: &str) -> (Expr, Expr) {
-    match parse_where(text) {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => match (*left, *right) {
-            (Expr::Nested(client), Expr::Nested(policy)) => (*client, *policy),
-            other => panic!("sides not parenthesised: {other:?}"),
-        },
-        other => panic!("top level is not AND: {other}"),
-    }
 }
 
 fn column_names(expr: &Expr) -> Vec<String> {

@@ -23,7 +23,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_electric::ip::{ClientIpSource, IpAllowLayer, IpLists};
-use tower_electric::policy::{ShapeParamPolicyLayer, ShapePolicy, TablePolicy};
+use tower_electric::policy::{PolicyError, ShapeParamPolicyLayer, ShapePolicy, TablePolicy};
 use tower_electric::protocol::headers::EXPOSE_HEADERS;
 use tower_electric::rejection::Rejection;
 use tower_electric::testing::{ElectricStandIn, Row};
@@ -60,25 +60,12 @@ pub(crate) struct GatewayConfig {
 /// The gateway's router.
 pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
     let upstream = ElectricUpstream::new(config.electric_url)?;
-
-    let policy = ShapePolicy::builder()
-        .table(
-            TablePolicy::new("items")
-                .columns(["id", "tenant_id", "title", "done"])
-                .row_filter("tenant_id = $1", tenant)
-                .client_where(true)
-                .subsets(true),
-        )
-        .table(
-            TablePolicy::new("tenants")
-                .columns(["id", "name", "keys"])
-                .row_filter("id = $1", tenant),
-        )
-        .build()?;
+    let policy = policy()?;
 
     let ip_allow = IpAllowLayer::new(config.lists).client_ip_source(ClientIpSource::XForwardedFor);
     let auth = DemoAuthLayer {
         tokens: config.tokens,
+        required: false,
     };
     let shape = ServiceBuilder::new()
         .layer(cors())
@@ -97,7 +84,12 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
         let write = ServiceBuilder::new()
             .layer(cors())
             .layer(ip_allow.clone())
-            .layer(auth)
+            // A write without a tenant has no key: refuse it here, not as a 502 of the
+            // encryption layer.
+            .layer(DemoAuthLayer {
+                required: true,
+                ..auth
+            })
             .layer(RequestBodyTransformLayer::new(config.keys))
             .service(InsertItem { database });
         router = router.route("/api/items", post_service(write));
@@ -113,6 +105,25 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
         router = router.route("/internal/v1/shape", any_service(internal));
     }
     Ok(router)
+}
+
+/// The shape policy: each tenant sees its own `items` (never `internal_note`), with its own
+/// where and subsets, and its own `tenants` row; no other table.
+pub(crate) fn policy() -> Result<ShapePolicy, PolicyError> {
+    ShapePolicy::builder()
+        .table(
+            TablePolicy::new("items")
+                .columns(["id", "tenant_id", "title", "done"])
+                .row_filter("tenant_id = $1", tenant)
+                .client_where(true)
+                .subsets(true),
+        )
+        .table(
+            TablePolicy::new("tenants")
+                .columns(["id", "name", "keys"])
+                .row_filter("id = $1", tenant),
+        )
+        .build()
 }
 
 /// The row filter's value: the caller's tenant, or none (the policy answers 401).
@@ -140,11 +151,12 @@ fn cors() -> CorsLayer {
 /// The demo's own authentication: `Authorization: Bearer <token>` → a [`Tenant`].
 ///
 /// A real app uses its own (sessions, JWTs); all the policy needs is a principal in the
-/// extensions. A wrong token is a 401 here; no token goes on without a principal and the policy
-/// answers 401 for the tables that need one.
+/// extensions. A wrong token is a 401 here; no token is a 401 here too when `required`, and
+/// otherwise goes on without a principal (the policy answers 401 for the tables that need one).
 #[derive(Clone)]
 pub(crate) struct DemoAuthLayer {
     tokens: Arc<HashMap<String, String>>,
+    required: bool,
 }
 
 impl<S> Layer<S> for DemoAuthLayer {
@@ -153,6 +165,7 @@ impl<S> Layer<S> for DemoAuthLayer {
         DemoAuth {
             inner,
             tokens: self.tokens.clone(),
+            required: self.required,
         }
     }
 }
@@ -161,6 +174,7 @@ impl<S> Layer<S> for DemoAuthLayer {
 pub(crate) struct DemoAuth<S> {
     inner: S,
     tokens: Arc<HashMap<String, String>>,
+    required: bool,
 }
 
 impl<S, ResBody> Service<Request<Body>> for DemoAuth<S>
@@ -180,22 +194,28 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        if let Some(value) = request.headers().get(header::AUTHORIZATION) {
-            match bearer(value).and_then(|token| self.tokens.get(token)) {
-                Some(tenant) => {
-                    request.extensions_mut().insert(Tenant(tenant.clone()));
+        let tenant = match request.headers().get(header::AUTHORIZATION) {
+            Some(value) => bearer(value)
+                .and_then(|token| self.tokens.get(token))
+                .map(|tenant| Some(tenant.clone()))
+                .ok_or("Unknown bearer token"),
+            None if self.required => Err("A bearer token is required"),
+            None => Ok(None),
+        };
+        match tenant {
+            Ok(tenant) => {
+                if let Some(tenant) = tenant {
+                    request.extensions_mut().insert(Tenant(tenant));
                 }
-                None => {
-                    let refusal = Rejection::unauthorized()
-                        .with_message("Unknown bearer token")
-                        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                    return futures_util::future::Either::Right(std::future::ready(Ok(
-                        refusal.into_response()
-                    )));
-                }
+                futures_util::future::Either::Left(self.inner.call(request))
+            }
+            Err(message) => {
+                let refusal = Rejection::unauthorized()
+                    .with_message(message)
+                    .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                futures_util::future::Either::Right(std::future::ready(Ok(refusal.into_response())))
             }
         }
-        futures_util::future::Either::Left(self.inner.call(request))
     }
 }
 
