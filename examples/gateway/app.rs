@@ -297,21 +297,29 @@ pub(crate) fn encrypt_at_rest(
     keys: &TenantKeys,
 ) -> Result<(), BoxError> {
     for row in database.rows("items")? {
-        let Some(Some(tenant)) = row.get("tenant_id") else {
-            continue;
-        };
-        let cipher = keys.cipher_for_tenant(tenant)?;
-        let mut encrypted = Row::new();
-        for (column, value) in row.iter() {
-            match value {
-                Some(text) if ENCRYPTED_COLUMNS.contains(&column) => {
-                    encrypted = encrypted.with(column, cipher.encrypt(column, text)?);
-                }
-                Some(text) => encrypted = encrypted.with(column, text),
-                None => encrypted = encrypted.with_null(column),
-            }
+        if let Some(encrypted) = encrypt_row(&row, keys)? {
+            database.update("items", encrypted)?;
         }
-        database.update("items", encrypted)?;
     }
     Ok(())
+}
+
+/// The row with its protected columns encrypted with its tenant's key; `None` for a row
+/// without a tenant.
+pub(crate) fn encrypt_row(row: &Row, keys: &TenantKeys) -> Result<Option<Row>, BoxError> {
+    let Some(Some(tenant)) = row.get("tenant_id") else {
+        return Ok(None);
+    };
+    let cipher = keys.cipher_for_tenant(tenant)?;
+    let mut encrypted = Row::new();
+    for (column, value) in row.iter() {
+        match value {
+            Some(text) if ENCRYPTED_COLUMNS.contains(&column) => {
+                encrypted = encrypted.with(column, cipher.encrypt(column, text)?);
+            }
+            Some(text) => encrypted = encrypted.with(column, text),
+            None => encrypted = encrypted.with_null(column),
+        }
+    }
+    Ok(Some(encrypted))
 }
