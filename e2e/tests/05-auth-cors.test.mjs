@@ -73,6 +73,17 @@ test('the actual response exposes Electric headers, with one allow-origin value'
   }
 })
 
+test("the gateway's CORS policy is the only one: upstream CORS headers do not leak through", async () => {
+  // The stand-in, like Electric, answers `*` to a request without Origin and lists its own
+  // methods (DELETE included); the gateway mirrors origins and refuses DELETE.
+  const response = await rawRequest('GET', `${SHAPE_URL}?table=items&offset=-1`, {
+    Authorization: 'Bearer alice-token',
+  })
+  assert.equal(response.status, 200)
+  assert.deepEqual(response.values('access-control-allow-origin'), [])
+  assert.deepEqual(response.values('access-control-allow-methods'), [])
+})
+
 test('a refusal also carries CORS headers, so a browser client can read its status', async () => {
   const response = await rawRequest('GET', `${SHAPE_URL}?table=items&offset=-1&columns=internal_note`, {
     Origin: ORIGIN,

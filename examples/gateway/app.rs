@@ -1,7 +1,8 @@
 //! The gateway's router, shared by `cargo run --example gateway`, the encryption example and
 //! the end-to-end tests.
 //!
-//! `/v1/shape`, outermost first: CORS → [`IpAllowLayer`] → demo auth (a [`Tenant`] into the
+//! `/v1/shape`, outermost first: CORS (the only CORS policy: Electric's own CORS headers are
+//! removed from its responses) → [`IpAllowLayer`] → demo auth (a [`Tenant`] into the
 //! extensions) → [`ShapeParamPolicyLayer`] → [`ApiTokenLayer`] (inject Electric's secret) →
 //! [`BodyTransformLayer`] (decrypt the tenant's encrypted columns) → [`ElectricUpstream`].
 //!
@@ -82,6 +83,7 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
     };
     let shape = ServiceBuilder::new()
         .layer(cors())
+        .map_response(without_upstream_cors)
         .layer(ip_allow.clone())
         .layer(auth.clone())
         .layer(ShapeParamPolicyLayer::new(policy))
@@ -135,6 +137,23 @@ fn cors() -> CorsLayer {
             http::HeaderName::from_static("traceparent"),
         ])
         .expose_headers(EXPOSE_HEADERS.map(http::HeaderName::from_static))
+}
+
+/// Removes the CORS headers Electric sets itself (`*` without an `Origin`, its own method
+/// list), so that the gateway's CORS layer, just outside, is the only CORS policy a browser
+/// sees.
+fn without_upstream_cors<B>(mut response: Response<B>) -> Response<B> {
+    for name in [
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        header::ACCESS_CONTROL_MAX_AGE,
+    ] {
+        response.headers_mut().remove(name);
+    }
+    response
 }
 
 /// The demo's own authentication: `Authorization: Bearer <token>` → a [`Tenant`].
