@@ -32,7 +32,7 @@ port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0
 log=$(mktemp)
 # Short live windows: a generated live request with a valid handle is answered within 0.5 s.
 LISTEN_ADDR="127.0.0.1:$port" STAND_IN_LONG_POLL_HOLD_MS=500 STAND_IN_SSE_DURATION_MS=1000 \
-  RUST_LOG=warn target/debug/examples/gateway >"$log" 2>&1 &
+  RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/debug/examples/gateway" >"$log" 2>&1 &
 gateway=$!
 stop_gateway() {
   kill "$gateway" 2>/dev/null || true
