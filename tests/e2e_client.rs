@@ -259,7 +259,7 @@ fn require_tool(tool: &str) {
     assert!(
         found,
         "`{tool}` is required by the end-to-end test (Electric's TypeScript client runs on \
-         node 20+): install it, e.g. `apt-get install nodejs npm`"
+         node 20.14+): install it, e.g. `apt-get install nodejs npm`"
     );
 }
 
