@@ -1,7 +1,8 @@
 //! The gateway's router, shared by `cargo run --example gateway`, the encryption example and
 //! the end-to-end tests.
 //!
-//! `/v1/shape`, outermost first: CORS → [`IpAllowLayer`] → demo auth (a [`Tenant`] into the
+//! `/v1/shape`, outermost first: CORS (the only CORS policy: Electric's own CORS headers are
+//! removed from its responses) → [`IpAllowLayer`] → demo auth (a [`Tenant`] into the
 //! extensions) → [`ShapeParamPolicyLayer`] → [`ApiTokenLayer`] (inject Electric's secret) →
 //! [`BodyTransformLayer`] (decrypt the tenant's encrypted columns) → [`ElectricUpstream`].
 //!
@@ -69,6 +70,7 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
     };
     let shape = ServiceBuilder::new()
         .layer(cors())
+        .map_response(without_upstream_cors)
         .layer(ip_allow.clone())
         .layer(auth.clone())
         .layer(ShapeParamPolicyLayer::new(policy))
@@ -146,6 +148,23 @@ fn cors() -> CorsLayer {
             http::HeaderName::from_static("traceparent"),
         ])
         .expose_headers(EXPOSE_HEADERS.map(http::HeaderName::from_static))
+}
+
+/// Removes the CORS headers Electric sets itself (`*` without an `Origin`, its own method
+/// list), so that the gateway's CORS layer, just outside, is the only CORS policy a browser
+/// sees.
+fn without_upstream_cors<B>(mut response: Response<B>) -> Response<B> {
+    for name in [
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        header::ACCESS_CONTROL_MAX_AGE,
+    ] {
+        response.headers_mut().remove(name);
+    }
+    response
 }
 
 /// The demo's own authentication: `Authorization: Bearer <token>` → a [`Tenant`].
@@ -317,21 +336,29 @@ pub(crate) fn encrypt_at_rest(
     keys: &TenantKeys,
 ) -> Result<(), BoxError> {
     for row in database.rows("items")? {
-        let Some(Some(tenant)) = row.get("tenant_id") else {
-            continue;
-        };
-        let cipher = keys.cipher_for_tenant(tenant)?;
-        let mut encrypted = Row::new();
-        for (column, value) in row.iter() {
-            match value {
-                Some(text) if ENCRYPTED_COLUMNS.contains(&column) => {
-                    encrypted = encrypted.with(column, cipher.encrypt(column, text)?);
-                }
-                Some(text) => encrypted = encrypted.with(column, text),
-                None => encrypted = encrypted.with_null(column),
-            }
+        if let Some(encrypted) = encrypt_row(&row, keys)? {
+            database.update("items", encrypted)?;
         }
-        database.update("items", encrypted)?;
     }
     Ok(())
+}
+
+/// The row with its protected columns encrypted with its tenant's key; `None` for a row
+/// without a tenant.
+pub(crate) fn encrypt_row(row: &Row, keys: &TenantKeys) -> Result<Option<Row>, BoxError> {
+    let Some(Some(tenant)) = row.get("tenant_id") else {
+        return Ok(None);
+    };
+    let cipher = keys.cipher_for_tenant(tenant)?;
+    let mut encrypted = Row::new();
+    for (column, value) in row.iter() {
+        match value {
+            Some(text) if ENCRYPTED_COLUMNS.contains(&column) => {
+                encrypted = encrypted.with(column, cipher.encrypt(column, text)?);
+            }
+            Some(text) => encrypted = encrypted.with(column, text),
+            None => encrypted = encrypted.with_null(column),
+        }
+    }
+    Ok(Some(encrypted))
 }

@@ -10,6 +10,9 @@
 //! - `ELECTRIC_URL`: Electric's base URL. Unset, an in-process Electric stand-in is started,
 //!   seeded with demo data (item titles encrypted at rest with per-tenant keys) and requiring a
 //!   random `ELECTRIC_SECRET`; `POST /api/items` then writes to it.
+//! - `STAND_IN_LONG_POLL_HOLD_MS`, `STAND_IN_SSE_DURATION_MS` (stand-in only; default Electric's
+//!   20 s and 60 s): how long the stand-in holds a long-poll and keeps an SSE stream open.
+//!   Short values keep scripted runs against the demo (`e2e/schemathesis.sh`) fast.
 //! - `ELECTRIC_SECRET`: Electric's API secret, injected into every upstream request.
 //! - `GATEWAY_TOKENS` (default `alice-token=acme,bob-token=globex`): demo bearer tokens and the
 //!   tenant each one is. **Demo only**: a real app puts its own authentication here.
@@ -56,11 +59,14 @@ async fn main() -> Result<(), BoxError> {
         Ok(url) => (url, InjectSecret::from_env("ELECTRIC_SECRET")?, None),
         Err(_) => {
             let secret = std::env::var("ELECTRIC_SECRET").unwrap_or_else(|_| random_hex(16));
-            let database = ElectricStandIn::builder()
-                .electric_timing()
-                .secret(secret.clone())
-                .with_demo_data()
-                .build();
+            let mut builder = ElectricStandIn::builder().electric_timing();
+            if let Some(hold) = env_millis("STAND_IN_LONG_POLL_HOLD_MS")? {
+                builder = builder.long_poll_hold(hold);
+            }
+            if let Some(duration) = env_millis("STAND_IN_SSE_DURATION_MS")? {
+                builder = builder.sse_duration(duration);
+            }
+            let database = builder.secret(secret.clone()).with_demo_data().build();
             app::encrypt_at_rest(&database, &keys)?;
             let server = database.serve().await?;
             println!("Electric stand-in with demo data at {}", server.url());
@@ -148,6 +154,20 @@ fn key_from_hex(hex: &str) -> Result<[u8; 32], BoxError> {
         *byte = u8::from_str_radix(digits, 16).map_err(|_| "a tenant key is 64 hex digits")?;
     }
     Ok(key)
+}
+
+/// A duration in milliseconds from the environment, if set.
+fn env_millis(name: &str) -> Result<Option<std::time::Duration>, BoxError> {
+    match std::env::var(name) {
+        Ok(text) => {
+            let millis: u64 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("{name} is a number of milliseconds"))?;
+            Ok(Some(std::time::Duration::from_millis(millis)))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 fn env_or(name: &str, default: &str) -> String {
