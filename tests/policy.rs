@@ -26,7 +26,7 @@ use tower_electric::rejection::Rejection;
 
 #[path = "support/where_clause.rs"]
 mod where_clause;
-use where_clause::{parse_where, split_and};
+use where_clause::{parse_where, split_and, unify_string_literals};
 
 #[derive(Clone)]
 struct Principal {
@@ -407,6 +407,37 @@ async fn the_row_filter_is_anded_at_the_top_whatever_the_client_writes() {
         assert_eq!(client_part, parse_where(client));
         assert_eq!(policy_part, parse_where("tenant_id = $1"));
         assert_eq!(upstream.params, ["t1"]);
+    }
+}
+
+/// sqlparser renders a quote that follows a backslash without doubling it, while Postgres
+/// reads a backslash in `'...'` as a plain character: rendered with sqlparser's `Display`,
+/// `title = '\'') OR true --'` went upstream as `(title = '\') OR true --') AND (...)`, which
+/// Postgres reads as `(title = '\') OR true` with the row filter commented out.
+#[tokio::test]
+async fn quotes_and_backslashes_in_client_strings_cannot_end_the_literal_early() {
+    for client in [
+        r"title = '\'') OR true --'",
+        r"title = '\'",
+        r"title = '\\'') OR true --'",
+        r"title = 'a''b'",
+        r"title LIKE '%\_%' ESCAPE '\'",
+        r"title = E'\\'' OR true --'",
+        r"title IN ('\', '''', '\''', 'x')",
+    ] {
+        let query = format!(
+            "table=items&offset=-1&where={}",
+            tower_electric::protocol::query::encode_component(client)
+        );
+        let upstream = get(&query, Some("t1")).await.upstream();
+        let forwarded = upstream.where_clause.as_deref().unwrap();
+        let (client_part, policy_part) = split_and(forwarded);
+        assert_eq!(
+            unify_string_literals(client_part),
+            unify_string_literals(parse_where(client)),
+            "{client} went as {forwarded}"
+        );
+        assert_eq!(policy_part, parse_where("tenant_id = $1"));
     }
 }
 

@@ -24,7 +24,8 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{
     visit_expressions, visit_expressions_mut, ArrayElemTypeDef, BinaryOperator, CastKind, DataType,
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, InTarget, ObjectName,
-    ObjectNamePart, OrderByExpr, OrderBySort, Query, UnaryOperator, Value, Visit, Visitor,
+    ObjectNamePart, OrderByExpr, OrderBySort, Query, UnaryOperator, Value, ValueWithSpan, Visit,
+    VisitMut, Visitor, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -111,6 +112,9 @@ pub enum SqlError {
     /// A value given for `$n` that the expression does not use.
     #[error("does not use ${0}, for which a value is given")]
     UnusedParam(usize),
+    /// The expression could not be written as SQL text that reads back as itself.
+    #[error("cannot be forwarded unchanged")]
+    NotRenderable,
 }
 
 /// One parsed SQL expression.
@@ -130,22 +134,10 @@ impl SqlExpr {
         Ok(Self { expr })
     }
 
-    /// Wraps an expression tree built by the crate.
-    #[allow(dead_code)] // for the layers that compose and evaluate expressions
-    pub(crate) fn from_expr(expr: Expr) -> Self {
-        Self { expr }
-    }
-
     /// The expression tree.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))] // for the layers that evaluate it
     pub(crate) fn expr(&self) -> &Expr {
         &self.expr
-    }
-
-    /// The expression tree, owned.
-    #[allow(dead_code)] // for the layers that compose and evaluate expressions
-    pub(crate) fn into_expr(self) -> Expr {
-        self.expr
     }
 }
 
@@ -217,6 +209,19 @@ impl SqlExpr {
         match flow {
             ControlFlow::Break(error) => Err(error),
             ControlFlow::Continue(()) => Ok(found),
+        }
+    }
+
+    /// The expression as SQL text for Postgres, checked to read back as the very tree that
+    /// was checked: what goes upstream is what was checked. `max_depth` is the client's depth
+    /// limit; the composed expression may be a little deeper.
+    pub(crate) fn to_sql(&self, max_depth: usize) -> Result<String, SqlError> {
+        let sent = postgres_form(&self.expr);
+        let text = sent.to_string();
+        if reread(&text, max_depth)? == sent {
+            Ok(text)
+        } else {
+            Err(SqlError::NotRenderable)
         }
     }
 
@@ -502,6 +507,16 @@ impl SqlOrderBy {
         Ok(Self { items })
     }
 
+    /// The list as SQL text, checked to read back as the list that was checked.
+    pub(crate) fn to_sql(&self, limits: SqlLimits) -> Result<String, SqlError> {
+        let text = self.to_string();
+        let limits = SqlLimits::new(usize::MAX, limits.max_depth);
+        match Self::parse(&text, limits) {
+            Ok(reread) if reread == *self => Ok(text),
+            _ => Err(SqlError::NotRenderable),
+        }
+    }
+
     /// Checks that every column ordered by is visible.
     pub(crate) fn check_visible(&self, visible: Option<&[Identifier]>) -> Result<(), SqlError> {
         let rules = ClientRules {
@@ -574,10 +589,51 @@ pub(crate) fn parse_error(error: &sqlparser::parser::ParserError) -> SqlError {
 }
 
 impl fmt::Display for SqlExpr {
-    /// The expression as SQL text, as it is sent upstream.
+    /// The expression as SQL text for Postgres (string literals with quotes or backslashes
+    /// as `E'...'`). Upstream requests use [`SqlExpr::to_sql`], which also reads it back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.expr.fmt(f)
+        postgres_form(&self.expr).fmt(f)
     }
+}
+/// How much deeper than the client's limit a composed expression may be when it is read back
+/// (the `AND`, the parentheses and the server's own row filter).
+const COMPOSED_EXTRA_DEPTH: usize = 16;
+
+/// `expr` in the form it is written as SQL text for Postgres.
+///
+/// sqlparser's own `Display` is not enough: it leaves a quote that follows a backslash
+/// undoubled (`'\'` for the value `\'`), while Postgres, with standard-conforming strings,
+/// reads a backslash in `'...'` as a plain character, so such a literal would end early and
+/// the rest of the client's string would be read as SQL. Every string literal holding a quote
+/// or a backslash is therefore written as an escape string, `E'...'`, in which both are
+/// escaped with a backslash and mean exactly one character each.
+fn postgres_form(expr: &Expr) -> Expr {
+    struct EscapeStrings;
+    impl VisitorMut for EscapeStrings {
+        type Break = ();
+        fn post_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<()> {
+            if let Value::SingleQuotedString(text) = &value.value {
+                if text.contains(['\'', '\\']) {
+                    value.value = Value::EscapedStringLiteral(text.clone());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut expr = expr.clone();
+    let _ = VisitMut::visit(&mut expr, &mut EscapeStrings);
+    expr
+}
+
+/// Reads `text` back as one expression, as [`SqlExpr::parse`] does.
+fn reread(text: &str, max_depth: usize) -> Result<Expr, SqlError> {
+    let limits = SqlLimits::new(usize::MAX, max_depth + COMPOSED_EXTRA_DEPTH);
+    let mut parser = parser_for(text, limits)?;
+    let expr = parser.parse_expr().map_err(|error| parse_error(&error))?;
+    if parser.peek_token().token != Token::EOF {
+        return Err(SqlError::TrailingInput);
+    }
+    Ok(expr)
 }
 
 impl fmt::Debug for SqlExpr {
@@ -612,6 +668,14 @@ mod tests {
         assert_eq!(parse("x = 1 x = 2"), Err(SqlError::TrailingInput));
         assert_eq!(parse("   "), Err(SqlError::Empty));
         assert_eq!(parse("x = '1"), Err(SqlError::Syntax));
+    }
+
+    #[test]
+    fn strings_with_quotes_or_backslashes_are_sent_as_escape_strings_that_read_back_the_same() {
+        let expr = parse(r"title = '\'') OR true --' OR title = 'plain'").unwrap();
+        let sent = expr.to_sql(SqlLimits::default().max_depth).unwrap();
+        assert_eq!(sent, r"title = E'\\\') OR true --' OR title = 'plain'");
+        assert_eq!(reread(&sent, 32).unwrap(), postgres_form(expr.expr()));
     }
 
     #[test]

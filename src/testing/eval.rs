@@ -425,7 +425,9 @@ impl<'a> Compiler<'a> {
             Expr::Identifier(ident) => Ok(Raw::Column(self.column(ident)?)),
             Expr::Value(value) => match &value.value {
                 Value::Number(number, _) => Ok(Raw::Number(number.clone())),
-                Value::SingleQuotedString(text) => Ok(Raw::Untyped(text.clone())),
+                Value::SingleQuotedString(text) | Value::EscapedStringLiteral(text) => {
+                    Ok(Raw::Untyped(text.clone()))
+                }
                 Value::Boolean(value) => Ok(Raw::Bool(*value)),
                 Value::Null => Ok(Raw::Null),
                 Value::Placeholder(name) => self.param(name).map(Raw::Untyped),
