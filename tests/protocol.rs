@@ -228,6 +228,21 @@ fn protocol_errors_become_400_naming_the_field_and_long_queries_414() {
 }
 
 #[test]
+fn many_distinct_keys_decode_and_a_repeat_among_them_is_found() {
+    let keys: Vec<String> = (0..4000).map(|index| format!("k{index}=v")).collect();
+    let query = keys.join("&");
+    let pairs = tower_electric::protocol::QueryPairs::parse(&query).unwrap();
+    assert_eq!(pairs.len(), 4000);
+    let repeated = format!("{query}&k1234=again");
+    assert_eq!(
+        tower_electric::protocol::QueryPairs::parse(&repeated).unwrap_err(),
+        ProtocolError::DuplicateKey {
+            key: "k1234".into()
+        }
+    );
+}
+
+#[test]
 fn over_long_query_is_a_414() {
     let error = tower_electric::protocol::QueryPairs::parse_limited("table=abcdef", 4).unwrap_err();
     assert_eq!(error.field(), "query");

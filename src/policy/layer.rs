@@ -7,14 +7,14 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, TRANSFER_ENCODING};
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
+use http::{HeaderName, HeaderValue, Method, Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::protocol::query::DEFAULT_MAX_QUERY_LEN;
+use crate::protocol::query::{with_query, DEFAULT_MAX_QUERY_LEN};
 use crate::protocol::{QueryPairs, ShapeRequest, SqlLimits, SubsetParams};
 use crate::rejection::Rejection;
 
@@ -162,8 +162,13 @@ where
         ResponseFuture {
             inner: Box::pin(async move {
                 if request.method() == Method::OPTIONS {
-                    // CORS preflight: for an outer CORS layer or Electric; it reads no data.
-                    let response = inner.call(request.map(RequestBody::inner)).await?;
+                    // A CORS preflight that no outer CORS layer answered: Electric answers it
+                    // from its headers alone, so nothing the client put in the query or body
+                    // goes on (nothing unchecked is ever forwarded).
+                    let (mut parts, _) = request.into_parts();
+                    parts.uri = with_query(&parts.uri, "").unwrap_or_default();
+                    let bare = Request::from_parts(parts, RequestBody::full(Bytes::new()));
+                    let response = inner.call(bare).await?;
                     return Ok(response.map(ResponseBody::inner));
                 }
                 let (upstream, depends_on_principal) = match authorize(&config, request).await {
@@ -251,7 +256,8 @@ where
         parts.headers.remove(CONTENT_TYPE);
         Bytes::new()
     };
-    parts.uri = with_query(&parts.uri, &upstream.to_query_string())?;
+    parts.uri = with_query(&parts.uri, &upstream.to_query_string())
+        .ok_or_else(|| Rejection::invalid_request().with_field_error("query", "is invalid"))?;
     Ok((
         Request::from_parts(parts, RequestBody::full(body)),
         definition.depends_on_principal,
@@ -285,22 +291,4 @@ where
         }
     };
     subset_from_body(&bytes)
-}
-
-/// `uri` with its query replaced by `query`.
-fn with_query(uri: &Uri, query: &str) -> Result<Uri, Rejection> {
-    let mut path_and_query = String::with_capacity(uri.path().len() + 1 + query.len());
-    path_and_query.push_str(uri.path());
-    if !query.is_empty() {
-        path_and_query.push('?');
-        path_and_query.push_str(query);
-    }
-    let mut parts = uri.clone().into_parts();
-    parts.path_and_query = Some(
-        path_and_query
-            .parse()
-            .map_err(|_| Rejection::invalid_request().with_field_error("query", "is invalid"))?,
-    );
-    Uri::from_parts(parts)
-        .map_err(|_| Rejection::invalid_request().with_field_error("query", "is invalid"))
 }

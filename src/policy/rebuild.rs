@@ -250,8 +250,10 @@ pub(crate) fn subset_from_body(body: &[u8]) -> Result<SubsetParams, Rejection> {
         return Err(not_object());
     };
     if object.len() == 1 {
-        if let Some(serde_json::Value::Object(inner)) = object.remove("subset") {
-            object = inner;
+        match object.remove("subset") {
+            Some(serde_json::Value::Object(inner)) => object = inner,
+            Some(_) => return Err(invalid("subset", "must be a JSON object")),
+            None => {}
         }
     }
     let mut subset = SubsetParams::default();

@@ -45,10 +45,10 @@ impl QueryPairs {
                 taken.push((key, value));
                 continue;
             }
-            if pairs.iter().any(|(seen, _)| *seen == key) {
-                return Err(ProtocolError::DuplicateKey { key });
-            }
             pairs.push((key, value));
+        }
+        if let Some(key) = repeated_key(&pairs) {
+            return Err(ProtocolError::DuplicateKey { key });
         }
         Ok((Self { pairs }, taken))
     }
@@ -117,12 +117,46 @@ impl QueryPairs {
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for QueryPairs {
     /// Collects pairs; a later pair with an already seen key replaces the earlier one.
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut pairs = Self::default();
-        for (key, value) in iter {
-            pairs.set(key, value);
-        }
-        pairs
+        let all: Vec<(String, String)> = iter
+            .into_iter()
+            .map(|(key, value)| (key.into(), value.into()))
+            .collect();
+        // Keep each key's last pair, in the order of those last pairs: linear, not a scan of
+        // the pairs so far for every pair.
+        let mut seen = std::collections::HashSet::with_capacity(all.len());
+        let mut pairs: Vec<(String, String)> = all
+            .into_iter()
+            .rev()
+            .filter(|(key, _)| seen.insert(key.clone()))
+            .collect();
+        pairs.reverse();
+        Self { pairs }
     }
+}
+
+/// A key that `pairs` holds more than once, if any. Sorting makes this `n log n`: a 16 KiB
+/// query of thousands of tiny keys must not cost a comparison of every pair with every other.
+fn repeated_key(pairs: &[(String, String)]) -> Option<String> {
+    let mut keys: Vec<&str> = pairs.iter().map(|(key, _)| key.as_str()).collect();
+    keys.sort_unstable();
+    keys.windows(2).find_map(|window| match window {
+        [first, second] if first == second => Some((*first).to_owned()),
+        _ => None,
+    })
+}
+
+/// `uri` with its query replaced by `query` (already encoded; empty for none), path, scheme
+/// and authority kept. `None` when the result is not a valid URI; callers refuse the request
+/// without repeating the text, which may hold a secret.
+pub(crate) fn with_query(uri: &http::Uri, query: &str) -> Option<http::Uri> {
+    let path_and_query = if query.is_empty() {
+        http::uri::PathAndQuery::try_from(uri.path())
+    } else {
+        http::uri::PathAndQuery::try_from(format!("{}?{query}", uri.path()))
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.ok()?);
+    http::Uri::from_parts(parts).ok()
 }
 
 /// Decodes one key or value: `+` is a space, `%XX` a byte; the result must be UTF-8.

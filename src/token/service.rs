@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use tower_service::Service;
 
 use super::config::{is_credential_key, InjectSecret, RequireToken, SECRET_KEY, SOURCE_ID_KEY};
 use crate::body::ResponseBody;
 use crate::future::ResponseFuture;
+use crate::protocol::query::with_query;
 use crate::protocol::{ProtocolError, QueryPairs};
 use crate::rejection::Rejection;
 
@@ -121,7 +121,9 @@ impl Settings {
                     pairs.set(SOURCE_ID_KEY, source_id.as_str());
                 }
             }
-            *request.uri_mut() = with_query(request.uri(), &pairs.to_query_string())?;
+            // On failure the text is dropped unread: it holds the injected secret.
+            *request.uri_mut() = with_query(request.uri(), &pairs.to_query_string())
+                .ok_or_else(Rejection::invalid_request)?;
         }
         Ok(())
     }
@@ -255,19 +257,6 @@ fn ambiguous(
     Rejection::invalid_request()
         .with_field_error(field, error)
         .with_header(WWW_AUTHENTICATE, require.challenge(Some("invalid_request")))
-}
-
-/// `uri` with its query replaced by `query` (already encoded); path, scheme and authority kept.
-fn with_query(uri: &Uri, query: &str) -> Result<Uri, Rejection> {
-    let path_and_query = if query.is_empty() {
-        PathAndQuery::try_from(uri.path())
-    } else {
-        PathAndQuery::try_from(format!("{}?{query}", uri.path()))
-    };
-    let mut parts = uri.clone().into_parts();
-    // The errors are dropped unread: the text being parsed holds the injected secret.
-    parts.path_and_query = Some(path_and_query.map_err(|_| Rejection::invalid_request())?);
-    Uri::from_parts(parts).map_err(|_| Rejection::invalid_request())
 }
 
 #[cfg(test)]
