@@ -9,8 +9,11 @@
 //!
 //! ```text
 //! client ─► IpAllowLayer ─► (the app's own auth: puts a principal in extensions)
-//!        ─► ShapeParamPolicyLayer ─► ApiTokenLayer ─► BodyTransformLayer ─► ElectricUpstream ─► Electric
+//!        ─► ShapeParamPolicyLayer ─► BodyTransformLayer ─► ApiTokenLayer ─► ElectricUpstream ─► Electric
 //! ```
+//!
+//! The API token goes innermost: Electric's secret is added to the request last, so no other
+//! layer, log line or transform ever sees a URI that holds it.
 //!
 //! Every layer works with any `http_body::Body<Data = Bytes>`, passes the inner service's
 //! error through (a refusal is a response), and needs no axum.
@@ -52,7 +55,6 @@
 //!                 .client_where(true))
 //!             .build()?,
 //!     ))
-//!     .layer(ApiTokenLayer::inject(InjectSecret::new(SecretString::new("s3cret"))?))
 //!     .layer(BodyTransformLayer::new(each_message(|message| {
 //!         // Shout every title, as it streams through.
 //!         if let Some(row) = message.value_mut() {
@@ -63,6 +65,7 @@
 //!         }
 //!         Ok(())
 //!     })))
+//!     .layer(ApiTokenLayer::inject(InjectSecret::new(SecretString::new("s3cret"))?))
 //!     .service(electric.clone());
 //!
 //! // A client asks for every item, a hidden column and Electric's secret included...

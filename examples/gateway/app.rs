@@ -3,8 +3,10 @@
 //!
 //! `/v1/shape`, outermost first: CORS (the only CORS policy: Electric's own CORS headers are
 //! removed from its responses) → [`IpAllowLayer`] → demo auth (a [`Tenant`] into the
-//! extensions) → [`ShapeParamPolicyLayer`] → [`ApiTokenLayer`] (inject Electric's secret) →
-//! [`BodyTransformLayer`] (decrypt the tenant's encrypted columns) → [`ElectricUpstream`].
+//! extensions) → [`ShapeParamPolicyLayer`] → [`BodyTransformLayer`] (decrypt the tenant's
+//! encrypted columns) → [`ApiTokenLayer`] (inject Electric's secret) → [`ElectricUpstream`].
+//! The secret is added innermost, so no layer (nor a transform's setup, which sees the request)
+//! ever holds a URI with Electric's secret in it.
 //!
 //! `POST /api/items` (only when the gateway fronts the in-process stand-in): the demo app's
 //! write API. The same auth, then [`RequestBodyTransformLayer`] encrypts the protected columns
@@ -74,8 +76,8 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
         .layer(ip_allow.clone())
         .layer(auth.clone())
         .layer(ShapeParamPolicyLayer::new(policy))
-        .layer(ApiTokenLayer::inject(config.secret.clone()))
         .layer(BodyTransformLayer::new(config.keys.clone()))
+        .layer(ApiTokenLayer::inject(config.secret.clone()))
         .service(upstream.clone());
 
     let mut router = Router::new()

@@ -33,7 +33,8 @@
 //!
 //! In a gateway:
 //! - on `/v1/shape`, inject mode with `ELECTRIC_SECRET`, innermost (after the
-//!   `ShapeParamPolicyLayer`, right before the upstream);
+//!   `ShapeParamPolicyLayer` and any `BodyTransformLayer`, right before the upstream), so that
+//!   no other layer, log line or transform setup sees a URI holding the secret;
 //! - on an internal route for trusted callers (server-side sync jobs, an edge proxy) with
 //!   `GATEWAY_REQUIRE_TOKEN`, require mode *outermost*, so nothing else runs for an
 //!   unauthenticated caller, and inject mode innermost as on the public route; where no other
