@@ -12,7 +12,7 @@
 //! `(<client>) AND (tenant_id = $n)`, placeholders exactly `$1..$n` for `params[1..n]`, the
 //! row filter's value last, and a client side (and subset) that reads only visible columns,
 //! calls only harmless functions and holds no subquery. A forwarded client `where` is the
-//! client's own expression, re-parsed to the same tree.
+//! client's own expression, re-parsed to the same tree; so is a forwarded `subset__where`.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -84,6 +84,11 @@ fuzz_target!(|data: &[u8]| {
     assert!(outcome.status.is_success(), "{}", outcome.status);
     assert!(forwarded.body.is_empty(), "a GET forwarded a body");
     let upstream = assert_policy_shape(forwarded);
+    if let (Some(b's'), Some(subset_where)) =
+        (mode.as_bytes().first(), upstream.subset.where_clause.as_deref())
+    {
+        assert_eq!(parse_expr(subset_where), parse_expr(text), "{text:?}");
+    }
     if matches!(mode.as_bytes().first(), Some(b'w') | None) {
         // What was checked is what is sent: the client's expression, as the client wrote it.
         let where_text = upstream.where_clause.as_deref().unwrap_or_default();
