@@ -47,6 +47,13 @@ impl<B> ResponseBody<B> {
     }
 }
 
+/// An empty body, for middleware (CORS preflights, for example) that answers with a default.
+impl<B> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::full(Bytes::new())
+    }
+}
+
 impl<B> From<Bytes> for ResponseBody<B> {
     fn from(data: Bytes) -> Self {
         Self::full(data)

@@ -12,32 +12,121 @@
 //!        ─► ShapeParamPolicyLayer ─► ApiTokenLayer ─► BodyTransformLayer ─► ElectricUpstream ─► Electric
 //! ```
 //!
-//! - [`policy`]: [`ShapeParamPolicyLayer`], which decides the shape a client may see and
-//!   rebuilds the upstream request so that only that shape can be asked for.
+//! Every layer works with any `http_body::Body<Data = Bytes>`, passes the inner service's
+//! error through (a refusal is a response), and needs no axum.
+//!
+//! # The whole stack
+//! ```
+//! use bytes::Bytes;
+//! use http::{request::Parts, Request};
+//! use http_body_util::{BodyExt, Full};
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_electric::ip::{IpLists, PeerAddr};
+//! use tower_electric::policy::{ShapePolicy, TablePolicy};
+//! use tower_electric::testing::ElectricStandIn;
+//! use tower_electric::token::InjectSecret;
+//! use tower_electric::transform::each_message;
+//! use tower_electric::{
+//!     ApiTokenLayer, BodyTransformLayer, IpAllowLayer, SecretString, ShapeParamPolicyLayer,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! #[derive(Clone)]
+//! struct Tenant(String); // put in the extensions by the app's own authentication
+//!
+//! fn tenant(parts: &Parts) -> Option<Vec<String>> {
+//!     parts.extensions.get::<Tenant>().map(|tenant| vec![tenant.0.clone()])
+//! }
+//!
+//! // In production: `ElectricUpstream::new("http://electric:3000")?`.
+//! let electric = ElectricStandIn::builder().secret("s3cret").with_demo_data().build();
+//!
+//! let gateway = ServiceBuilder::new()
+//!     .layer(IpAllowLayer::new(IpLists::new().allow("127.0.0.0/8,::1/128")?))
+//!     .layer(ShapeParamPolicyLayer::new(
+//!         ShapePolicy::builder()
+//!             .table(TablePolicy::new("items")
+//!                 .columns(["id", "tenant_id", "title", "done"])
+//!                 .row_filter("tenant_id = $1", tenant)
+//!                 .client_where(true))
+//!             .build()?,
+//!     ))
+//!     .layer(ApiTokenLayer::inject(InjectSecret::new(SecretString::new("s3cret"))?))
+//!     .layer(BodyTransformLayer::new(each_message(|message| {
+//!         // Shout every title, as it streams through.
+//!         if let Some(row) = message.value_mut() {
+//!             if let Some(Some(title)) = row.get("title") {
+//!                 let loud = title.to_uppercase();
+//!                 row.set("title", Some(loud));
+//!             }
+//!         }
+//!         Ok(())
+//!     })))
+//!     .service(electric.clone());
+//!
+//! // A client asks for every item, a hidden column and Electric's secret included...
+//! let mut request = Request::get("/v1/shape?table=items&offset=-1&where=done=false&secret=guess")
+//!     .body(Full::new(Bytes::new()))?;
+//! request.extensions_mut().insert(PeerAddr("127.0.0.1:50000".parse()?));
+//! request.extensions_mut().insert(Tenant("acme".into()));
+//! let response = gateway.oneshot(request).await?;
+//! assert_eq!(response.status(), 200);
+//! let body = response.into_body().collect().await?.to_bytes();
+//! let messages: Vec<serde_json::Value> = serde_json::from_slice(&body)?;
+//!
+//! // ...and gets acme's open items only, without the hidden column, titles transformed.
+//! let rows: Vec<_> = messages.iter().filter_map(|message| message.get("value")).collect();
+//! assert!(!rows.is_empty());
+//! for row in rows {
+//!     assert_eq!(row["tenant_id"], "acme");
+//!     assert_eq!(row["done"], "false");
+//!     assert!(row.get("internal_note").is_none());
+//!     let title = row["title"].as_str().unwrap_or_default();
+//!     assert_eq!(title, title.to_uppercase());
+//! }
+//! // Electric saw the composed where and the server's secret, never the client's.
+//! let seen = electric.requests().pop().expect("one upstream request");
+//! assert_eq!(seen.query_value("where"), Some("(done = false) AND (tenant_id = $1)"));
+//! assert_eq!(seen.query_value("params[1]"), Some("acme"));
+//! assert_eq!(seen.query_value("secret"), Some("s3cret"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Modules
 //! - [`protocol`]: Electric's request as types; one parse, rendered back canonically.
 //! - [`ip`]: [`IpAllowLayer`], network allow-listing that forwarding headers cannot spoof.
-//! - [`rejection`]: the one refusal type: status plus Electric-shaped JSON body.
-//! - [`body`]: the body of layers that can answer by themselves.
+//! - [`policy`]: [`ShapeParamPolicyLayer`], which decides the shape a client may see and
+//!   rebuilds the upstream request so that only that shape can be asked for.
 //! - [`token`]: [`ApiTokenLayer`], Electric's secret injected server-side, and caller tokens
 //!   required in constant time.
-//!
-//! Every layer works with any `http_body::Body` and needs no axum.
+//! - [`transform`]: [`BodyTransformLayer`], streaming rewrites of shape-log values (decrypt,
+//!   redact), and [`RequestBodyTransformLayer`] for JSON write bodies.
+//! - `upstream` (feature `proxy`): `ElectricUpstream`, the forwarding service.
+//! - `testing` (feature `testing`): an Electric stand-in for tests, ours and yours.
+//! - [`rejection`]: the one refusal type: status plus Electric-shaped JSON body.
+//! - [`body`]: the body of layers that can answer by themselves.
 //!
 //! # Features
-//! - `proxy` (default): `ElectricUpstream`, the forwarding service.
-//! - `testing`: an Electric stand-in for tests.
-//! - `axum`: conveniences for axum apps.
+//! - `proxy` (default): `ElectricUpstream`, the forwarding service (hyper-util client).
+//! - `testing`: the Electric stand-in (in-process service and TCP server).
+//! - `axum`: [`IpAllowLayer`] reads axum's `ConnectInfo<SocketAddr>` as the peer address.
 //!
 //! [tower]: https://docs.rs/tower
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod body;
+mod future;
 pub mod ip;
 pub mod policy;
 pub mod protocol;
 pub mod rejection;
 mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
+pub mod transform;
 #[cfg(feature = "proxy")]
 pub mod upstream;
 
@@ -45,5 +134,6 @@ pub use ip::IpAllowLayer;
 pub use policy::ShapeParamPolicyLayer;
 pub use secret::SecretString;
 pub use token::ApiTokenLayer;
+pub use transform::{BodyTransformLayer, RequestBodyTransformLayer};
 #[cfg(feature = "proxy")]
 pub use upstream::ElectricUpstream;

@@ -178,9 +178,10 @@ mod source;
 
 use std::net::{IpAddr, SocketAddr};
 
+pub use crate::future::ResponseFuture;
 pub use cidr::{Cidr, CidrError};
 pub use lists::{IpLists, IpListsHandle};
-pub use service::{IpAllow, IpAllowLayer, ResponseFuture, DEFAULT_MAX_HOPS};
+pub use service::{IpAllow, IpAllowLayer, DEFAULT_MAX_HOPS};
 pub use source::ClientIpSource;
 
 /// The connection's peer address, put in each request's extensions by the server that

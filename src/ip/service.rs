@@ -1,12 +1,9 @@
 //! The layer, its service and its future.
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -14,6 +11,7 @@ use super::lists::{IpLists, IpListsHandle};
 use super::source::{resolve, ClientIpSource};
 use super::{ClientIp, PeerAddr};
 use crate::body::ResponseBody;
+use crate::future::ResponseFuture;
 use crate::rejection::Rejection;
 
 /// The default limit on hops in a forwarding chain.
@@ -162,61 +160,10 @@ where
         match self.decide(&request) {
             Ok(client) => {
                 request.extensions_mut().insert(ClientIp(client));
-                ResponseFuture {
-                    kind: Kind::Inner {
-                        future: self.inner.call(request),
-                    },
-                }
+                ResponseFuture::inner(self.inner.call(request))
             }
-            Err(rejection) => ResponseFuture {
-                kind: Kind::Refused {
-                    rejection: Some(rejection),
-                },
-            },
+            Err(rejection) => ResponseFuture::refused(rejection),
         }
-    }
-}
-
-pin_project! {
-    /// The response future of [`IpAllow`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Inner { #[pin] future: F },
-        Refused { rejection: Option<Rejection> },
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { future } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(ResponseBody::inner)))
-            }
-            KindProj::Refused { rejection } => {
-                // Polled again after completion: still a refusal, never a panic.
-                let rejection = rejection.take().unwrap_or_else(Rejection::forbidden);
-                Poll::Ready(Ok(rejection.into_response()))
-            }
-        }
-    }
-}
-
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
@@ -311,6 +258,7 @@ mod tests {
 
     #[tokio::test]
     async fn polled_after_completion_is_still_a_refusal() {
+        use std::future::Future as _;
         let mut service = layer().layer(service_fn(echo_client));
         let future = service.call(request(None, None));
         let mut cx = Context::from_waker(std::task::Waker::noop());

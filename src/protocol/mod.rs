@@ -23,7 +23,7 @@ mod ident;
 mod offset;
 pub mod query;
 mod request;
-mod sql;
+pub(crate) mod sql;
 
 pub use ident::{
     parse_column_list, render_column_list, Identifier, IdentifierError, TableName,

@@ -16,7 +16,10 @@ pub enum Offset {
 }
 
 /// A position in a shape log: transaction offset and operation offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Ordered as the log is: by transaction, then by operation, with `inf` after every
+/// operation of its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LogOffset {
     /// The transaction part.
     pub tx: u64,
@@ -33,6 +36,20 @@ impl LogOffset {
     /// `<tx>_inf`.
     pub fn end_of(tx: u64) -> Self {
         Self { tx, op: None }
+    }
+}
+
+impl Ord for LogOffset {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // `None` is `inf`: after every numbered operation, unlike `Option`'s own order.
+        let op = |offset: &Self| offset.op.map_or((1, 0), |op| (0, op));
+        (self.tx, op(self)).cmp(&(other.tx, op(other)))
+    }
+}
+
+impl PartialOrd for LogOffset {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -114,6 +131,28 @@ mod tests {
             assert_eq!(offset.to_string(), text);
         }
         assert_eq!("0_inf".parse(), Ok(Offset::At(LogOffset::end_of(0))));
+    }
+
+    #[test]
+    fn log_offsets_order_like_the_log_with_inf_last_in_its_transaction() {
+        let mut offsets = vec![
+            LogOffset::end_of(1),
+            LogOffset::new(2, 0),
+            LogOffset::new(1, 7),
+            LogOffset::end_of(0),
+            LogOffset::new(1, 0),
+        ];
+        offsets.sort();
+        assert_eq!(
+            offsets,
+            [
+                LogOffset::end_of(0),
+                LogOffset::new(1, 0),
+                LogOffset::new(1, 7),
+                LogOffset::end_of(1),
+                LogOffset::new(2, 0),
+            ]
+        );
     }
 
     #[test]

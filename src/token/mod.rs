@@ -126,7 +126,6 @@
 //! ```
 
 mod config;
-mod future;
 mod load;
 mod service;
 
@@ -134,8 +133,8 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+pub use crate::future::ResponseFuture;
 pub use config::{InjectSecret, RequireToken};
-pub use future::ResponseFuture;
 pub use load::{secret_from_env, secret_from_file, secrets_from_env, TokenError};
 pub use service::ApiToken;
 

@@ -10,8 +10,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use tower_service::Service;
 
 use super::config::{is_credential_key, InjectSecret, RequireToken, SECRET_KEY, SOURCE_ID_KEY};
-use super::future::ResponseFuture;
 use crate::body::ResponseBody;
+use crate::future::ResponseFuture;
 use crate::protocol::{ProtocolError, QueryPairs};
 use crate::rejection::Rejection;
 

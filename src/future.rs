@@ -1,4 +1,5 @@
-//! The response future of [`ApiToken`](super::ApiToken).
+//! The response future of the layers that either call the inner service or refuse by
+//! themselves ([`IpAllow`](crate::ip::IpAllow), [`ApiToken`](crate::token::ApiToken)).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +13,9 @@ use crate::rejection::Rejection;
 
 pin_project! {
     /// The inner service's response, or the layer's own refusal.
+    ///
+    /// Both become a `Response<ResponseBody<B>>`: the inner body streamed through, or the
+    /// refusal's JSON body.
     pub struct ResponseFuture<F> {
         #[pin]
         kind: Kind<F>,
@@ -37,6 +41,12 @@ impl<F> ResponseFuture<F> {
         Self {
             kind: Kind::Refused { rejection },
         }
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 

@@ -1,0 +1,317 @@
+//! The gateway's router, shared by `cargo run --example gateway`, the encryption example and
+//! the end-to-end tests.
+//!
+//! `/v1/shape`, outermost first: CORS → [`IpAllowLayer`] → demo auth (a [`Tenant`] into the
+//! extensions) → [`ShapeParamPolicyLayer`] → [`ApiTokenLayer`] (inject Electric's secret) →
+//! [`BodyTransformLayer`] (decrypt the tenant's encrypted columns) → [`ElectricUpstream`].
+//!
+//! `POST /api/items` (only when the gateway fronts the in-process stand-in): the demo app's
+//! write API. The same auth, then [`RequestBodyTransformLayer`] encrypts the protected columns
+//! with the tenant's key before the row reaches the database (the stand-in).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::routing::{any_service, get, post_service};
+use axum::Router;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use tower::{Layer, Service, ServiceBuilder};
+use tower_electric::ip::{ClientIpSource, IpAllowLayer, IpLists};
+use tower_electric::policy::{ShapeParamPolicyLayer, ShapePolicy, TablePolicy};
+use tower_electric::protocol::headers::EXPOSE_HEADERS;
+use tower_electric::rejection::Rejection;
+use tower_electric::testing::{ElectricStandIn, Row};
+use tower_electric::token::{ApiTokenLayer, InjectSecret, RequireToken};
+use tower_electric::transform::JsonBody;
+use tower_electric::{BodyTransformLayer, ElectricUpstream, RequestBodyTransformLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::columns::{Tenant, TenantKeys};
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The columns the demo keeps encrypted at rest.
+pub(crate) const ENCRYPTED_COLUMNS: &[&str] = &["title"];
+
+/// Everything the gateway is built from.
+pub(crate) struct GatewayConfig {
+    /// Electric's base URL.
+    pub(crate) electric_url: String,
+    /// Electric's secret, injected upstream.
+    pub(crate) secret: InjectSecret,
+    /// Demo bearer tokens → tenant.
+    pub(crate) tokens: Arc<HashMap<String, String>>,
+    /// The network rule.
+    pub(crate) lists: IpLists,
+    /// Tokens of trusted callers for `/internal/v1/shape`, if that route is wanted.
+    pub(crate) require_tokens: Option<RequireToken>,
+    /// The tenants' keys for the encrypted columns.
+    pub(crate) keys: TenantKeys,
+    /// The demo app's database for `POST /api/items`, when it is the in-process stand-in.
+    pub(crate) writes: Option<ElectricStandIn>,
+}
+
+/// The gateway's router.
+pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
+    let upstream = ElectricUpstream::new(config.electric_url)?;
+
+    let policy = ShapePolicy::builder()
+        .table(
+            TablePolicy::new("items")
+                .columns(["id", "tenant_id", "title", "done"])
+                .row_filter("tenant_id = $1", tenant)
+                .client_where(true)
+                .subsets(true),
+        )
+        .table(
+            TablePolicy::new("tenants")
+                .columns(["id", "name", "keys"])
+                .row_filter("id = $1", tenant),
+        )
+        .build()?;
+
+    let ip_allow = IpAllowLayer::new(config.lists).client_ip_source(ClientIpSource::XForwardedFor);
+    let auth = DemoAuthLayer {
+        tokens: config.tokens,
+    };
+    let shape = ServiceBuilder::new()
+        .layer(cors())
+        .layer(ip_allow.clone())
+        .layer(auth.clone())
+        .layer(ShapeParamPolicyLayer::new(policy))
+        .layer(ApiTokenLayer::inject(config.secret.clone()))
+        .layer(BodyTransformLayer::new(config.keys.clone()))
+        .service(upstream.clone());
+
+    let mut router = Router::new()
+        .route("/v1/shape", any_service(shape))
+        .route("/health", get(|| async { "ok" }));
+
+    if let Some(database) = config.writes {
+        let write = ServiceBuilder::new()
+            .layer(cors())
+            .layer(ip_allow.clone())
+            .layer(auth)
+            .layer(RequestBodyTransformLayer::new(config.keys))
+            .service(InsertItem { database });
+        router = router.route("/api/items", post_service(write));
+    }
+
+    if let Some(require) = config.require_tokens {
+        // Trusted callers: their token is checked and removed, Electric's secret injected; no
+        // tenant policy, so only give these tokens to infrastructure you trust with all rows.
+        let internal = ServiceBuilder::new()
+            .layer(ip_allow)
+            .layer(ApiTokenLayer::require(require).and_inject(config.secret))
+            .service(upstream);
+        router = router.route("/internal/v1/shape", any_service(internal));
+    }
+    Ok(router)
+}
+
+/// The row filter's value: the caller's tenant, or none (the policy answers 401).
+fn tenant(parts: &Parts) -> Option<Vec<String>> {
+    parts
+        .extensions
+        .get::<Tenant>()
+        .map(|tenant| vec![tenant.0.clone()])
+}
+
+/// CORS for browser clients: any origin, `Authorization` allowed, Electric's headers exposed.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            http::HeaderName::from_static("traceparent"),
+        ])
+        .expose_headers(EXPOSE_HEADERS.map(http::HeaderName::from_static))
+}
+
+/// The demo's own authentication: `Authorization: Bearer <token>` → a [`Tenant`].
+///
+/// A real app uses its own (sessions, JWTs); all the policy needs is a principal in the
+/// extensions. A wrong token is a 401 here; no token goes on without a principal and the policy
+/// answers 401 for the tables that need one.
+#[derive(Clone)]
+pub(crate) struct DemoAuthLayer {
+    tokens: Arc<HashMap<String, String>>,
+}
+
+impl<S> Layer<S> for DemoAuthLayer {
+    type Service = DemoAuth<S>;
+    fn layer(&self, inner: S) -> DemoAuth<S> {
+        DemoAuth {
+            inner,
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct DemoAuth<S> {
+    inner: S,
+    tokens: Arc<HashMap<String, String>>,
+}
+
+impl<S, ResBody> Service<Request<Body>> for DemoAuth<S>
+where
+    S: Service<Request<Body>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<
+        S::Future,
+        std::future::Ready<Result<Response<ResBody>, S::Error>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        if let Some(value) = request.headers().get(header::AUTHORIZATION) {
+            match bearer(value).and_then(|token| self.tokens.get(token)) {
+                Some(tenant) => {
+                    request.extensions_mut().insert(Tenant(tenant.clone()));
+                }
+                None => {
+                    let refusal = Rejection::unauthorized()
+                        .with_message("Unknown bearer token")
+                        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    return futures_util::future::Either::Right(std::future::ready(Ok(
+                        refusal.into_response()
+                    )));
+                }
+            }
+        }
+        futures_util::future::Either::Left(self.inner.call(request))
+    }
+}
+
+fn bearer(value: &HeaderValue) -> Option<&str> {
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// `POST /api/items`: the demo app's write API. The body is `{"id": .., "title": .., "done": ..}`
+/// with `title` already encrypted by the layer in front; the row is written for the caller's
+/// tenant, whatever the body says.
+#[derive(Clone)]
+struct InsertItem {
+    database: ElectricStandIn,
+}
+
+impl Service<Request<JsonBody>> for InsertItem {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<JsonBody>) -> Self::Future {
+        let database = self.database.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let Some(Tenant(tenant)) = parts.extensions.get::<Tenant>().cloned() else {
+                return Ok(Rejection::unauthorized().into_response());
+            };
+            let bytes = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(never) => match never {},
+            };
+            let row = match item_row(&bytes, &tenant) {
+                Ok(row) => row,
+                Err(field) => {
+                    return Ok(Rejection::invalid_request()
+                        .with_field_error(field, "is missing or not a string/number/bool")
+                        .into_response())
+                }
+            };
+            match database.insert("items", row) {
+                Ok(_) => Ok(Response::builder()
+                    .status(StatusCode::CREATED)
+                    .body(Body::empty())
+                    .unwrap_or_default()),
+                Err(_) => Ok(Rejection::invalid_request()
+                    .with_message("The item could not be written")
+                    .into_response()),
+            }
+        })
+    }
+}
+
+/// The row to insert: `id`, `title`, `done` from the body as Postgres text, `tenant_id` from
+/// the caller; `Err(field)` names the first field that is missing or of the wrong kind.
+fn item_row(body: &[u8], tenant: &str) -> Result<Row, &'static str> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| "body")?;
+    let text = |field: &'static str| match value.get(field) {
+        Some(serde_json::Value::String(text)) => Ok(text.clone()),
+        Some(serde_json::Value::Number(number)) => Ok(number.to_string()),
+        Some(serde_json::Value::Bool(flag)) => Ok(flag.to_string()),
+        _ => Err(field),
+    };
+    Ok(Row::new()
+        .with("id", text("id")?)
+        .with("tenant_id", tenant)
+        .with("title", text("title")?)
+        .with("done", text("done").unwrap_or_else(|_| "false".into())))
+}
+
+/// Demo tokens from `token=tenant,token=tenant`.
+pub(crate) fn parse_tokens(text: &str) -> Result<Arc<HashMap<String, String>>, BoxError> {
+    let mut tokens = HashMap::new();
+    for entry in text
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+    {
+        let (token, tenant) = entry
+            .split_once('=')
+            .ok_or("GATEWAY_TOKENS entries are token=tenant")?;
+        tokens.insert(token.trim().to_owned(), tenant.trim().to_owned());
+    }
+    Ok(Arc::new(tokens))
+}
+
+/// Encrypts the demo rows' protected columns at rest, each with its tenant's key, the way the
+/// write path would have stored them.
+pub(crate) fn encrypt_at_rest(
+    database: &ElectricStandIn,
+    keys: &TenantKeys,
+) -> Result<(), BoxError> {
+    for row in database.rows("items")? {
+        let Some(Some(tenant)) = row.get("tenant_id") else {
+            continue;
+        };
+        let cipher = keys.cipher_for_tenant(tenant)?;
+        let mut encrypted = Row::new();
+        for (column, value) in row.iter() {
+            match value {
+                Some(text) if ENCRYPTED_COLUMNS.contains(&column) => {
+                    encrypted = encrypted.with(column, cipher.encrypt(column, text)?);
+                }
+                Some(text) => encrypted = encrypted.with(column, text),
+                None => encrypted = encrypted.with_null(column),
+            }
+        }
+        database.update("items", encrypted)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,540 @@
+//! One shape-log message as a transform sees it, read with borrowing and written back only
+//! when something changed.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The operation of a change message (`headers.operation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// A row entered the shape.
+    Insert,
+    /// A row changed.
+    Update,
+    /// A row left the shape.
+    Delete,
+}
+
+impl Operation {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "insert" => Some(Self::Insert),
+            "update" => Some(Self::Update),
+            "delete" => Some(Self::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// The table a message belongs to: `schema` and `table`, unquoted, as Electric names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Relation<'a> {
+    /// The schema, for example `public`.
+    pub schema: &'a str,
+    /// The table within its schema.
+    pub table: &'a str,
+}
+
+/// A string that borrows from the input when it has no escapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor(std::marker::PhantomData))
+    }
+}
+
+/// The columns of a row (`value` or `old_value`): each a Postgres text value or SQL `NULL`,
+/// in the order Electric sent them.
+///
+/// Reading does not count as a change. Any `_mut` accessor, [`Row::set`] or [`Row::remove`]
+/// marks the row changed, and a message with a changed row is written anew; an unchanged
+/// message passes on byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Row<'a> {
+    columns: Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>,
+    changed: bool,
+}
+
+impl<'a> Row<'a> {
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Whether the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    /// Whether a transform changed the row.
+    pub fn is_changed(&self) -> bool {
+        self.changed
+    }
+
+    /// The value of `column`: `None` if the row has no such column, `Some(None)` for `NULL`.
+    pub fn get(&self, column: &str) -> Option<Option<&str>> {
+        self.columns
+            .iter()
+            .find(|(name, _)| name == column)
+            .map(|(_, value)| value.as_deref())
+    }
+
+    /// The columns and their values, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.columns
+            .iter()
+            .map(|(name, value)| (name.as_ref(), value.as_deref()))
+    }
+
+    /// The value of `column` to change in place, if the row has it.
+    pub fn get_mut(&mut self, column: &str) -> Option<&mut Option<Cow<'a, str>>> {
+        let value = self
+            .columns
+            .iter_mut()
+            .find(|(name, _)| name == column)
+            .map(|(_, value)| value)?;
+        self.changed = true;
+        Some(value)
+    }
+
+    /// Every column with its value to change in place.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = (&str, &mut Option<Cow<'a, str>>)> {
+        self.changed = true;
+        self.columns.iter_mut().map(|(name, value)| {
+            let name: &Cow<'a, str> = name;
+            (name.as_ref(), value)
+        })
+    }
+
+    /// Sets `column` to `value` (`None` is `NULL`), adding the column if the row lacks it.
+    pub fn set(&mut self, column: &str, value: Option<String>) {
+        self.changed = true;
+        let value = value.map(Cow::Owned);
+        match self.columns.iter_mut().find(|(name, _)| name == column) {
+            Some((_, slot)) => *slot = value,
+            None => self.columns.push((Cow::Owned(column.to_owned()), value)),
+        }
+    }
+
+    /// Removes `column`, returning whether the row had it.
+    pub fn remove(&mut self, column: &str) -> bool {
+        let before = self.columns.len();
+        self.columns.retain(|(name, _)| name != column);
+        let removed = self.columns.len() != before;
+        self.changed |= removed;
+        removed
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        out.push(b'{');
+        for (index, (name, value)) in self.columns.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, name.as_ref())?;
+            out.push(b':');
+            match value {
+                Some(text) => serde_json::to_writer(&mut *out, text.as_ref())?,
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Row<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RowVisitor;
+        impl<'de> Visitor<'de> for RowVisitor {
+            type Value = Row<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of column values (strings or null)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut columns = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
+                    let value = map.next_value::<Option<Text<'de>>>()?;
+                    columns.push((name, value.map(|Text(text)| text)));
+                }
+                Ok(Row {
+                    columns,
+                    changed: false,
+                })
+            }
+        }
+        deserializer.deserialize_map(RowVisitor)
+    }
+}
+
+/// The parts of `headers` a transform needs.
+#[derive(Deserialize)]
+struct Headers<'a> {
+    #[serde(borrow, default)]
+    operation: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    relation: Option<(Text<'a>, Text<'a>)>,
+    #[serde(default)]
+    control: Option<IgnoredAny>,
+    #[serde(default)]
+    event: Option<IgnoredAny>,
+}
+
+/// Which member of the message a field is, in the order they came.
+enum Field<'a> {
+    Value,
+    OldValue,
+    Other(Cow<'a, str>, &'a RawValue),
+}
+
+/// A change message, handed to a [`MessageTransform`](super::MessageTransform).
+///
+/// Control messages (`up-to-date`, `must-refetch`, `snapshot-end`) and move events never
+/// reach a transform: they pass on byte for byte.
+pub struct Message<'a> {
+    fields: Vec<Field<'a>>,
+    value: Option<Row<'a>>,
+    old_value: Option<Row<'a>>,
+    key: Option<&'a RawValue>,
+    operation: Option<Operation>,
+    relation: Option<(Cow<'a, str>, Cow<'a, str>)>,
+    shape_table: Option<Relation<'a>>,
+    discarded: bool,
+}
+
+impl fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Column values may be secrets (plaintext after decryption): keep them out of logs.
+        f.debug_struct("Message")
+            .field("relation", &self.relation())
+            .field("operation", &self.operation)
+            .field("discarded", &self.discarded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Message<'a> {
+    /// The table the message belongs to: `headers.relation` when the message names it, else
+    /// the table of the shape request (its `table` query parameter), else `None`.
+    pub fn relation(&self) -> Option<Relation<'_>> {
+        match &self.relation {
+            Some((schema, table)) => Some(Relation { schema, table }),
+            None => self.shape_table,
+        }
+    }
+
+    /// `insert`, `update` or `delete`, if the message says which.
+    pub fn operation(&self) -> Option<Operation> {
+        self.operation
+    }
+
+    /// The row's key (`"public"."items"/"1"`), if the message has one.
+    pub fn key(&self) -> Option<Cow<'a, str>> {
+        let raw = self.key?;
+        serde_json::from_str::<Text<'a>>(raw.get())
+            .ok()
+            .map(|Text(key)| key)
+    }
+
+    /// The row's values (`value`), if the message has them.
+    pub fn value(&self) -> Option<&Row<'a>> {
+        self.value.as_ref()
+    }
+
+    /// The row's values to change.
+    pub fn value_mut(&mut self) -> Option<&mut Row<'a>> {
+        self.value.as_mut()
+    }
+
+    /// The changed columns' previous values (`old_value`, with `replica=full`).
+    pub fn old_value(&self) -> Option<&Row<'a>> {
+        self.old_value.as_ref()
+    }
+
+    /// The previous values to change.
+    pub fn old_value_mut(&mut self) -> Option<&mut Row<'a>> {
+        self.old_value.as_mut()
+    }
+
+    /// `value` and `old_value`, those the message has, to change alike (for example to
+    /// decrypt the same columns in both).
+    pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut Row<'a>> {
+        self.value.iter_mut().chain(self.old_value.iter_mut())
+    }
+
+    /// Leaves this message out of the response.
+    pub fn discard(&mut self) {
+        self.discarded = true;
+    }
+
+    /// Whether [`Message::discard`] was called.
+    pub fn is_discarded(&self) -> bool {
+        self.discarded
+    }
+
+    fn is_changed(&self) -> bool {
+        self.value.as_ref().is_some_and(Row::is_changed)
+            || self.old_value.as_ref().is_some_and(Row::is_changed)
+    }
+
+    /// Writes the message with its changed rows; other members are copied as they came.
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        out.push(b'{');
+        for (index, field) in self.fields.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            let (name, row) = match field {
+                Field::Value => ("value", self.value.as_ref()),
+                Field::OldValue => ("old_value", self.old_value.as_ref()),
+                Field::Other(name, raw) => {
+                    serde_json::to_writer(&mut *out, name.as_ref())?;
+                    out.push(b':');
+                    out.extend_from_slice(raw.get().as_bytes());
+                    continue;
+                }
+            };
+            serde_json::to_writer(&mut *out, name)?;
+            out.push(b':');
+            match row {
+                Some(row) => row.write_json(out)?,
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// A message as read: a change for a transform, or a control message to pass on.
+pub(crate) enum Parsed<'a> {
+    Change(Message<'a>),
+    Control,
+}
+
+/// Reads one message. Every message is read in full, so malformed JSON is always caught.
+pub(crate) fn parse<'a>(
+    bytes: &'a [u8],
+    shape_table: Option<Relation<'a>>,
+) -> Result<Parsed<'a>, serde_json::Error> {
+    struct MessageVisitor<'a>(Option<Relation<'a>>);
+    impl<'de> Visitor<'de> for MessageVisitor<'de> {
+        type Value = Parsed<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a shape-log message object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut message = Message {
+                fields: Vec::with_capacity(4),
+                value: None,
+                old_value: None,
+                key: None,
+                operation: None,
+                relation: None,
+                shape_table: self.0,
+                discarded: false,
+            };
+            let mut control = false;
+            while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
+                match name.as_ref() {
+                    "value" if message.value.is_none() => {
+                        message.value = Some(map.next_value::<Row<'de>>()?);
+                        message.fields.push(Field::Value);
+                    }
+                    "old_value" if message.old_value.is_none() => {
+                        message.old_value = Some(map.next_value::<Row<'de>>()?);
+                        message.fields.push(Field::OldValue);
+                    }
+                    "value" | "old_value" => {
+                        return Err(de::Error::custom("duplicate row member"));
+                    }
+                    _ => {
+                        let raw = map.next_value::<&'de RawValue>()?;
+                        if name == "headers" {
+                            let headers: Headers<'de> =
+                                serde_json::from_str(raw.get()).map_err(de::Error::custom)?;
+                            control = headers.control.is_some() || headers.event.is_some();
+                            message.operation = headers
+                                .operation
+                                .and_then(|Text(operation)| Operation::parse(&operation));
+                            message.relation = headers
+                                .relation
+                                .map(|(Text(schema), Text(table))| (schema, table));
+                        } else if name == "key" {
+                            message.key = Some(raw);
+                        }
+                        message.fields.push(Field::Other(name, raw));
+                    }
+                }
+            }
+            Ok(if control {
+                Parsed::Control
+            } else {
+                Parsed::Change(message)
+            })
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let parsed = deserializer.deserialize_map(MessageVisitor(shape_table))?;
+    deserializer.end()?;
+    Ok(parsed)
+}
+
+/// Writes `message` into `out` if a transform changed it; `Ok(false)` if it is unchanged.
+pub(crate) fn write_if_changed(
+    message: &Message<'_>,
+    out: &mut Vec<u8>,
+) -> Result<bool, serde_json::Error> {
+    if !message.is_changed() {
+        return Ok(false);
+    }
+    message.write_json(out)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(bytes: &[u8]) -> Message<'_> {
+        match parse(bytes, None).unwrap() {
+            Parsed::Change(message) => message,
+            Parsed::Control => panic!("expected a change"),
+        }
+    }
+
+    #[test]
+    fn reads_relation_operation_key_and_rows() {
+        let raw = br#"{"headers":{"operation":"update","relation":["public","items"]},"key":"\"public\".\"items\"/\"1\"","value":{"id":"1","title":null},"old_value":{"title":"a\"b"}}"#;
+        let message = change(raw);
+        assert_eq!(
+            message.relation(),
+            Some(Relation {
+                schema: "public",
+                table: "items"
+            })
+        );
+        assert_eq!(message.operation(), Some(Operation::Update));
+        assert_eq!(message.key().as_deref(), Some(r#""public"."items"/"1""#));
+        let value = message.value().unwrap();
+        assert_eq!(value.get("id"), Some(Some("1")));
+        assert_eq!(value.get("title"), Some(None));
+        assert_eq!(value.get("missing"), None);
+        assert_eq!(
+            message.old_value().unwrap().get("title"),
+            Some(Some("a\"b"))
+        );
+    }
+
+    #[test]
+    fn shape_table_is_the_fallback_relation() {
+        let table = Relation {
+            schema: "public",
+            table: "issues",
+        };
+        let Parsed::Change(message) = parse(br#"{"key":"k","value":{}}"#, Some(table)).unwrap()
+        else {
+            panic!("expected a change")
+        };
+        assert_eq!(message.relation(), Some(table));
+    }
+
+    #[test]
+    fn control_and_move_messages_are_not_changes() {
+        for raw in [
+            &br#"{"headers":{"control":"up-to-date","global_last_seen_lsn":"1"}}"#[..],
+            br#"{"headers":{"control":"must-refetch"}}"#,
+            br#"{"headers":{"event":"move-out","patterns":[]}}"#,
+        ] {
+            assert!(matches!(parse(raw, None).unwrap(), Parsed::Control));
+        }
+    }
+
+    #[test]
+    fn unchanged_message_is_not_written() {
+        let raw = br#"{"value":{"a":"1"}}"#;
+        let mut message = change(raw);
+        assert_eq!(message.value().unwrap().iter().count(), 1);
+        let mut out = Vec::new();
+        assert!(!write_if_changed(&message, &mut out).unwrap());
+        message.value_mut().unwrap().set("a", Some("2".into()));
+        assert!(write_if_changed(&message, &mut out).unwrap());
+        assert_eq!(out, br#"{"value":{"a":"2"}}"#);
+    }
+
+    #[test]
+    fn rewrite_keeps_other_members_and_order() {
+        let raw = br#"{ "key" : "k\u0041", "value":{"a":"x","b":null}, "headers":{"operation":"insert"} }"#;
+        let mut message = change(raw);
+        for (_, value) in message.value_mut().unwrap().values_mut() {
+            if let Some(text) = value {
+                *text = Cow::Owned(format!("{text}\n\u{1}"));
+            }
+        }
+        let mut out = Vec::new();
+        assert!(write_if_changed(&message, &mut out).unwrap());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"key":"k\u0041","value":{"a":"x\n\u0001","b":null},"headers":{"operation":"insert"}}"#
+        );
+    }
+
+    #[test]
+    fn malformed_messages_are_errors() {
+        for raw in [
+            &br#"{"value":{"a":1}}"#[..],
+            br#"{"value":{"a":"1"}"#,
+            br#"{"value":{"a":"1"}}x"#,
+            br#"{"headers":{"relation":["public"]}}"#,
+            br#"{"value":{},"value":{}}"#,
+            br#"[]"#,
+            b"{\"value\":{\"a\":\"\xff\"}}",
+        ] {
+            assert!(
+                parse(raw, None).is_err(),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn row_edits_mark_changes() {
+        let mut message = change(br#"{"value":{"a":"1","b":"2"}}"#);
+        let row = message.value_mut().unwrap();
+        assert!(!row.is_changed());
+        assert!(!row.remove("zzz"));
+        assert!(!row.is_changed());
+        assert!(row.remove("a"));
+        assert!(row.is_changed());
+        row.set("c", None);
+        assert_eq!(
+            row.iter().collect::<Vec<_>>(),
+            [("b", Some("2")), ("c", None)]
+        );
+        assert_eq!(row.len(), 2);
+    }
+}
