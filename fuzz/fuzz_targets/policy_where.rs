@@ -84,9 +84,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(outcome.status.is_success(), "{}", outcome.status);
     assert!(forwarded.body.is_empty(), "a GET forwarded a body");
     let upstream = assert_policy_shape(forwarded);
-    if let (Some(b's'), Some(subset_where)) =
-        (mode.as_bytes().first(), upstream.subset.where_clause.as_deref())
-    {
+    if let (Some(b's'), Some(subset_where)) = (
+        mode.as_bytes().first(),
+        upstream.subset.where_clause.as_deref(),
+    ) {
         assert_eq!(parse_expr(subset_where), parse_expr(text), "{text:?}");
     }
     if matches!(mode.as_bytes().first(), Some(b'w') | None) {

@@ -123,7 +123,33 @@ IP = [
     'f [::ffff:10.0.0.1]:1\nFor="\\1\\9\\8.51.100.7"', "f 10.0.0.1:1\nfor=198.51.100.7;for=198.51.100.8",
 ]
 
+# Shape logs: the fixtures' bodies, as JSON arrays, subset objects and SSE, each raw
+# (flags 0/1), made valid by construction (2/3, 6 subset, 10 pretty), and dropping inserts (16+).
+def response_bodies():
+    for path in sorted(FIXTURES.glob("200_*.json")):
+        body = json.loads(path.read_text())["response"].get("body")
+        if body is not None:
+            yield json.dumps(body).encode()
+            yield json.dumps(body, indent=2).encode()
+
+
+SSE = (FIXTURES / "sse_live_stream.txt").read_bytes()
+transform = []
+for body in response_bodies():
+    for flags in (0, 2, 6, 10, 16, 18, 34):
+        for seed in (0, 1, 7):
+            transform.append(bytes([flags, seed]) + body)
+for flags in (1, 17, 33):
+    for seed in (0, 3, 200):
+        transform.append(bytes([flags, seed]) + SSE)
+        transform.append(bytes([flags, seed]) + SSE.replace(b"\n", b"\r\n"))
+for raw in [b"[", b"[]", b"[{}]", b'{"data":[]}', b'{"metadata":tru,"data":[]}', b'[{"a":1},]',
+            b'[{"value":{"a":1}}]', b'{"met\\u0061data":1}', b"  [ ]  x", b'[{"a":"\\"}]']:
+    transform.append(b"\x00\x05" + raw)
+    transform.append(b"\x01\x00data: " + raw + b"\n\n")
+
 write("query_roundtrip", QUERIES)
 write("policy_where", policy_where)
 write("policy_post_body", BODIES)
 write("ip_chain", [s.encode("latin-1") for s in IP])
+write("transform_stream", transform)
