@@ -625,7 +625,11 @@ impl Splitter {
     ) -> Result<(), TransformError> {
         let last = bytes.get(start..end).unwrap_or_default();
         self.check_size(self.raw_member.len() + last.len())?;
-        let is_json = |value: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok();
+        // UTF-8 is checked first: serde_json skips an ignored string without checking it.
+        let is_json = |value: &[u8]| {
+            std::str::from_utf8(value)
+                .is_ok_and(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok())
+        };
         let valid = if self.raw_member.is_empty() {
             is_json(last)
         } else {
@@ -859,6 +863,21 @@ mod tests {
                 assert!(
                     matches!(
                         run(Framing::Json, input.as_bytes(), size),
+                        Err(TransformError::Malformed { .. })
+                    ),
+                    "{input:?} in chunks of {size}"
+                );
+            }
+        }
+        for input in [
+            &b"{\"metadata\":{\"x\xff\":1},\"data\":[]}"[..],
+            b"{\"metadata\":\"\xff\",\"data\":[]}",
+            b"{\"\xff\":1,\"data\":[]}",
+        ] {
+            for size in 1..=input.len() {
+                assert!(
+                    matches!(
+                        run(Framing::Json, input, size),
                         Err(TransformError::Malformed { .. })
                     ),
                     "{input:?} in chunks of {size}"
