@@ -494,14 +494,6 @@ impl Splitter {
                             self.key
                                 .extend_from_slice(rest.get(..offset).unwrap_or_default());
                             at += offset + 1;
-                            // Passed on as it came, so it must be a JSON string's contents.
-                            if self.key.iter().any(|&byte| byte < 0x20)
-                                || std::str::from_utf8(&self.key).is_err()
-                            {
-                                return Err(malformed(
-                                    "a member name of the subset object is not JSON",
-                                ));
-                            }
                             self.state = State::ObjectColon;
                         }
                         // Electric never escapes member names; an escaped one could hide `data`.
@@ -514,6 +506,14 @@ impl Splitter {
                         }
                     }
                     self.check_size(self.key.len())?;
+                    // A complete name passes on as it came, so it must be a JSON string's
+                    // contents (checked after the size, as a name split over chunks is).
+                    if self.state == State::ObjectColon
+                        && (self.key.iter().any(|&byte| byte < 0x20)
+                            || std::str::from_utf8(&self.key).is_err())
+                    {
+                        return Err(malformed("a member name of the subset object is not JSON"));
+                    }
                 }
                 State::ObjectColon if byte == b':' => {
                     at += 1;
@@ -883,6 +883,15 @@ mod tests {
                     "{input:?} in chunks of {size}"
                 );
             }
+        }
+        // Over the cap and not JSON: the same error in every chunking (the size is checked
+        // first, as it must be for a name that spans chunks).
+        let long_name = format!("{{\"{}\u{1}\":1,\"data\":[]}}", "n".repeat(70));
+        for size in 1..=long_name.len() {
+            assert!(matches!(
+                run(Framing::Json, long_name.as_bytes(), size),
+                Err(TransformError::MessageTooLarge { limit: 64 })
+            ));
         }
         let valid = r#"{"metadata":{"xip":["1",[2]],"s":"a\"}"},"n":-1.5e3,"t":true,"data":[]}"#;
         every_chunking(Framing::Json, valid, valid);
