@@ -305,6 +305,50 @@ async fn string_built_where_tricks_are_refused() {
     }
 }
 
+/// Found by the `policy_where` fuzz target. sqlparser prints a string literal whose value holds
+/// `\'` or `''` without doubling those quotes, so the printed where said something else than
+/// the tree that was checked. `'x\'') OR true --'` is one string to the checker; printed as
+/// `'x\') OR true --'`, it ends after the backslash for PostgreSQL (where a backslash is a
+/// plain character) and the `--` comments out the row filter: every tenant's rows.
+#[tokio::test]
+async fn a_where_that_would_print_differently_is_refused() {
+    for client in [
+        r"title = 'x\'') OR true --'",
+        r"title = 'x\''' OR true",
+        "title = '''''''s1'",
+        "title = 'a''''b'",
+    ] {
+        let encoded = tower_electric::protocol::query::encode_component(client);
+        let outcome = get(
+            &format!("table=items&offset=-1&where={encoded}"),
+            Some("t1"),
+        )
+        .await;
+        if outcome.forwarded.is_some() {
+            let upstream = outcome.upstream();
+            panic!("{client:?} forwarded as {:?}", upstream.where_clause);
+        }
+        outcome.refused(StatusCode::BAD_REQUEST);
+        get(
+            &format!("table=items&offset=-1&subset__where={encoded}"),
+            Some("t1"),
+        )
+        .await
+        .refused(StatusCode::BAD_REQUEST);
+    }
+    // A quote on its own prints doubled, as it was written.
+    let upstream = get(
+        "table=items&offset=-1&where=title+%3D+%27It%27%27s%27",
+        Some("t1"),
+    )
+    .await
+    .upstream();
+    assert_eq!(
+        upstream.where_clause.as_deref(),
+        Some("(title = 'It''s') AND (tenant_id = $1)")
+    );
+}
+
 #[tokio::test]
 async fn subqueries_are_refused_in_where_and_subset_where() {
     for attack in [
@@ -719,6 +763,8 @@ fn bad_policy_text_is_a_build_error() {
         TablePolicy::new("items").row_filter("tenant_id = $1 --", tenant),
         TablePolicy::new("items").row_filter("x = 1; drop table items", tenant),
         TablePolicy::new("items").fixed_row_filter("tenant_id = $1"),
+        // Would print as another filter (see a_where_that_would_print_differently_is_refused).
+        TablePolicy::new("items").fixed_row_filter("note <> 'a''''b'"),
     ] {
         assert!(ShapePolicy::builder().table(table).build().is_err());
     }

@@ -159,7 +159,10 @@ pub(crate) fn rebuild(
         }
         None => (client_where, client.params.clone()),
     };
-    upstream.where_clause = where_expr.map(|expr| expr.to_string());
+    upstream.where_clause = where_expr
+        .map(|expr| expr.to_sql())
+        .transpose()
+        .map_err(|error| sql_rejection("where", &error))?;
     upstream.params = params;
 
     if client.subset.is_present() {
@@ -201,7 +204,11 @@ fn rebuild_subset(
         None if param_count > 0 => return Err(invalid("subset__params", "given without where")),
         None => None,
         Some(text) => {
-            Some(client_expr("subset__where", text, visible, param_count, limits)?.to_string())
+            let expr = client_expr("subset__where", text, visible, param_count, limits)?;
+            let text = expr
+                .to_sql()
+                .map_err(|error| sql_rejection("subset__where", &error))?;
+            Some(text)
         }
     };
     let order_by = match &subset.order_by {
@@ -212,7 +219,11 @@ fn rebuild_subset(
             order
                 .check_visible(visible)
                 .map_err(|error| sql_rejection("subset__order_by", &error))?;
-            Some(order.to_string())
+            Some(
+                order
+                    .to_sql()
+                    .map_err(|error| sql_rejection("subset__order_by", &error))?,
+            )
         }
     };
     Ok(SubsetParams {

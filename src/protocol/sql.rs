@@ -111,6 +111,11 @@ pub enum SqlError {
     /// A value given for `$n` that the expression does not use.
     #[error("does not use ${0}, for which a value is given")]
     UnusedParam(usize),
+    /// The expression would not be sent as it was read: printed as SQL and read back, it is
+    /// another expression. sqlparser prints a string whose value holds `''` or `\'` without
+    /// doubling those quotes; send such values as `params[n]`.
+    #[error("cannot be sent as written; send a string holding '' or \\' as a param")]
+    NotRenderable,
 }
 
 /// One parsed SQL expression.
@@ -232,6 +237,23 @@ impl SqlExpr {
             }
             ControlFlow::<()>::Continue(())
         });
+    }
+
+    /// The expression as the SQL text sent upstream, refused unless that text reads back as
+    /// this very expression.
+    ///
+    /// The check is what keeps "what is checked is what is sent" true across the printer:
+    /// sqlparser writes a string literal holding `\'` (or `''`) without doubling the quotes, so
+    /// `'x\'') OR true --'` (one string when read) would be printed `'x\') OR true --'`, which
+    /// PostgreSQL, where a backslash is a plain character, ends after the backslash, leaving
+    /// the rest (and a comment swallowing the row filter) as SQL.
+    pub(crate) fn to_sql(&self) -> Result<String, SqlError> {
+        let text = self.expr.to_string();
+        if read_back(&text, Parser::parse_expr).as_ref() == Some(&self.expr) {
+            Ok(text)
+        } else {
+            Err(SqlError::NotRenderable)
+        }
     }
 
     /// `(self) AND (other)` as one tree: each side parenthesised, so neither can reach into
@@ -521,6 +543,38 @@ impl SqlOrderBy {
     }
 }
 
+impl SqlOrderBy {
+    /// The list as the SQL text sent upstream, refused unless that text reads back as this
+    /// very list (see [`SqlExpr::to_sql`]: quoted names go through the same printer).
+    pub(crate) fn to_sql(&self) -> Result<String, SqlError> {
+        let text = self.to_string();
+        let read = read_back(&text, |parser| {
+            parser.parse_comma_separated(Parser::parse_order_by_expr)
+        });
+        if read.as_ref() == Some(&self.items) {
+            Ok(text)
+        } else {
+            Err(SqlError::NotRenderable)
+        }
+    }
+}
+
+/// Reads back text this module printed, with the same tokenizer rules as client text and room
+/// for the depth of a composed expression; `None` unless it reads as one whole `T`.
+fn read_back<T>(
+    text: &str,
+    parse: impl FnOnce(&mut Parser<'static>) -> Result<T, sqlparser::parser::ParserError>,
+) -> Option<T> {
+    // The parts were read within their own limits; the composition adds two levels.
+    let limits = SqlLimits::new(usize::MAX, 2 * POLICY_MAX_DEPTH + 8);
+    let mut parser = parser_for(text, limits).ok()?;
+    let read = parse(&mut parser).ok()?;
+    (parser.peek_token().token == Token::EOF).then_some(read)
+}
+
+/// The deepest a server-owned expression (a policy's row filter) is read.
+pub(crate) const POLICY_MAX_DEPTH: usize = 128;
+
 impl fmt::Display for SqlOrderBy {
     /// The list as SQL text, as it is sent upstream.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -760,6 +814,32 @@ mod tests {
                 .collect::<Vec<_>>(),
             [1, 2, 3]
         );
+    }
+
+    /// Found by the `policy_where` fuzz target: sqlparser prints `\'` and `''` inside a string
+    /// value as they are, so the printed text reads back as something else (for PostgreSQL,
+    /// `'x\') OR true --'` ends after the backslash).
+    #[test]
+    fn only_what_prints_back_as_itself_is_sent() {
+        assert_eq!(
+            parse("title = 'It''s' AND id = E'a\\'b'").unwrap().to_sql(),
+            Ok("title = 'It''s' AND id = E'a\\'b'".to_owned())
+        );
+        for text in [
+            r"title = 'x\'') OR true --'",
+            "title = 'a''''b'",
+            "'''''''s1' = title",
+        ] {
+            assert_eq!(
+                parse(text).unwrap().to_sql(),
+                Err(SqlError::NotRenderable),
+                "{text}"
+            );
+        }
+        let order = SqlOrderBy::parse("\"a\"\"\"\"b\" DESC", SqlLimits::default()).unwrap();
+        assert_eq!(order.to_sql(), Err(SqlError::NotRenderable));
+        let order = SqlOrderBy::parse("\"a\"\"b\" DESC", SqlLimits::default()).unwrap();
+        assert_eq!(order.to_sql(), Ok("\"a\"\"b\" DESC".to_owned()));
     }
 
     #[test]
