@@ -8,8 +8,8 @@
 //! messages. The chunking byte seeds the chunk sizes (0: one byte at a time), empty chunks
 //! included.
 //!
-//! Whatever the bytes: no panic, no hang; the result (the bytes, or that it failed) does not
-//! depend on the chunking; a body that ends without error under the identity transform is the
+//! Whatever the bytes: no panic, no hang; the output, or that it failed, does not depend on
+//! the chunking; a body that ends without error under the identity transform is the
 //! input byte for byte, and a JSON one is valid JSON. A valid body under the default cap ends
 //! without error: byte for byte under the identity transform, and without its inserts (still
 //! valid JSON) under the dropping one.
@@ -209,6 +209,13 @@ fn to_text(value: &Value, pretty: bool) -> Vec<u8> {
     }
 }
 
+/// Whether `bytes` are one JSON value: UTF-8 first, as serde_json skips ignored strings
+/// unchecked; `IgnoredAny` rather than `Value`, as JSON numbers have no range.
+fn is_json(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes)
+        .is_ok_and(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok())
+}
+
 fn is_insert(message: &Value) -> bool {
     let headers = &message["headers"];
     headers["operation"] == "insert"
@@ -268,7 +275,15 @@ fuzz_target!(|data: &[u8]| {
 
     let whole = run(sse, drop, cap, VecDeque::from([Bytes::from(body.clone())]));
     let chunked = run(sse, drop, cap, chunks(&body, *seed));
-    assert_eq!(whole, chunked, "the result depends on the chunking");
+    // Which error ends a broken body may depend on where the chunks fall (a name too long
+    // before it is seen to be escaped); that it fails, and what a good one gives, may not.
+    match (&whole, &chunked) {
+        (Ok(whole), Ok(chunked)) => {
+            assert_eq!(whole, chunked, "the output depends on the chunking")
+        }
+        (Err(_), Err(_)) => {}
+        _ => panic!("whether it fails depends on the chunking: {whole:?} / {chunked:?}"),
+    }
 
     if let Ok(output) = &whole {
         if !drop {
@@ -276,13 +291,12 @@ fuzz_target!(|data: &[u8]| {
         }
         if !sse {
             assert!(
-                // `Value`, not `IgnoredAny`: serde_json skips ignored strings unchecked.
-                serde_json::from_slice::<Value>(&body).is_ok(),
+                is_json(&body),
                 "a body that is not JSON passed: {:?}",
                 String::from_utf8_lossy(&body)
             );
             assert!(
-                serde_json::from_slice::<Value>(output).is_ok(),
+                is_json(output),
                 "the output is not JSON: {:?}",
                 String::from_utf8_lossy(output)
             );
