@@ -424,6 +424,9 @@ async fn quotes_and_backslashes_in_client_strings_cannot_end_the_literal_early()
         r"title LIKE '%\_%' ESCAPE '\'",
         r"title = E'\\'' OR true --'",
         r"title IN ('\', '''', '\''', 'x')",
+        r"title = 'x\''' OR true",
+        "title = '''''''s1'",
+        "title = 'a''''b'",
     ] {
         let query = format!(
             "table=items&offset=-1&where={}",
@@ -438,6 +441,18 @@ async fn quotes_and_backslashes_in_client_strings_cannot_end_the_literal_early()
             "{client} went as {forwarded}"
         );
         assert_eq!(policy_part, parse_where("tenant_id = $1"));
+
+        let query = format!(
+            "table=items&offset=-1&subset__where={}",
+            tower_electric::protocol::query::encode_component(client)
+        );
+        let upstream = get(&query, Some("t1")).await.upstream();
+        let forwarded = upstream.subset.where_clause.as_deref().unwrap();
+        assert_eq!(
+            unify_string_literals(parse_where(forwarded)),
+            unify_string_literals(parse_where(client)),
+            "{client} went as {forwarded}"
+        );
     }
 }
 
@@ -733,6 +748,8 @@ fn bad_policy_text_is_a_build_error() {
         TablePolicy::new("items").row_filter("tenant_id = $1 --", tenant),
         TablePolicy::new("items").row_filter("x = 1; drop table items", tenant),
         TablePolicy::new("items").fixed_row_filter("tenant_id = $1"),
+        // A quoted name holding `""` would print as another name.
+        TablePolicy::new("items").fixed_row_filter(r#""a""""b" = 1"#),
     ] {
         assert!(ShapePolicy::builder().table(table).build().is_err());
     }

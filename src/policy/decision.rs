@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use http::request::Parts;
 
-use crate::protocol::{Identifier, LogMode, Replica, ShapeRequest, SqlExpr, SqlLimits, TableName};
+use crate::protocol::{
+    Identifier, LogMode, Replica, ShapeRequest, SqlExpr, SqlLimits, TableName, POLICY_MAX_DEPTH,
+};
 use crate::rejection::Rejection;
 
 use super::rules::PolicyError;
@@ -86,7 +88,7 @@ where
 /// The limits on a policy's own row filter text: server-owned, so generous.
 const POLICY_SQL_LIMITS: SqlLimits = SqlLimits {
     max_len: 64 * 1024,
-    max_depth: 128,
+    max_depth: POLICY_MAX_DEPTH,
 };
 
 /// A server-owned row filter, parsed once: a where expression with `$1..$n` placeholders whose
@@ -108,6 +110,8 @@ impl RowFilter {
         let invalid = |reason: String| PolicyError::RowFilter { reason };
         let expr = SqlExpr::parse(text, POLICY_SQL_LIMITS).map_err(|e| invalid(e.to_string()))?;
         let used = expr.placeholders().map_err(|e| invalid(e.to_string()))?;
+        // Refused here, at build time, rather than on every request.
+        expr.to_sql().map_err(|e| invalid(e.to_string()))?;
         let param_count = used.len();
         if used.iter().copied().ne(1..=param_count) {
             return Err(invalid("placeholders must be $1..$n without gaps".into()));

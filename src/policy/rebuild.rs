@@ -160,7 +160,7 @@ pub(crate) fn rebuild(
         None => (client_where, client.params.clone()),
     };
     upstream.where_clause = where_expr
-        .map(|expr| expr.to_sql(limits.max_depth))
+        .map(|expr| expr.to_sql())
         .transpose()
         .map_err(|error| sql_rejection("where", &error))?;
     upstream.params = params;
@@ -206,7 +206,7 @@ fn rebuild_subset(
         Some(text) => {
             let expr = client_expr("subset__where", text, visible, param_count, limits)?;
             Some(
-                expr.to_sql(limits.max_depth)
+                expr.to_sql()
                     .map_err(|error| sql_rejection("subset__where", &error))?,
             )
         }
@@ -218,7 +218,7 @@ fn rebuild_subset(
                 .map_err(|error| sql_rejection("subset__order_by", &error))?;
             order
                 .check_visible(visible)
-                .and_then(|()| order.to_sql(limits))
+                .and_then(|()| order.to_sql())
                 .map(Some)
                 .map_err(|error| sql_rejection("subset__order_by", &error))?
         }

@@ -118,7 +118,8 @@ pub struct ShapeRequest {
     pub api_secret: Option<SecretString>,
     /// `source_id` (Electric Cloud).
     pub source_id: Option<String>,
-    /// Keys Electric does not know, in the order given.
+    /// Keys Electric does not know, in key order (as rendered, so that a parsed request
+    /// renders and parses back to itself).
     pub extras: QueryPairs,
 }
 
@@ -163,6 +164,7 @@ impl ShapeRequest {
         let mut offset = None;
         let mut params = BTreeMap::new();
         let mut live_sse = None;
+        let mut extras = BTreeMap::new();
         for (key, value) in pairs.iter() {
             match key {
                 "table" => {
@@ -232,11 +234,12 @@ impl ShapeRequest {
                             key: key.to_owned(),
                         });
                     } else {
-                        request.extras.set(key, value);
+                        extras.insert(key, value);
                     }
                 }
             }
         }
+        request.extras = extras.into_iter().collect();
         request.offset = offset.ok_or(ProtocolError::Missing { field: "offset" })?;
         request.live_sse = live_sse.unwrap_or(false);
         request.params = contiguous("params", params)?;

@@ -113,7 +113,7 @@ pub enum SqlError {
     #[error("does not use ${0}, for which a value is given")]
     UnusedParam(usize),
     /// The expression could not be written as SQL text that reads back as itself.
-    #[error("cannot be forwarded unchanged")]
+    #[error("cannot be forwarded as written (a quoted name holding \"\"?)")]
     NotRenderable,
 }
 
@@ -212,19 +212,6 @@ impl SqlExpr {
         }
     }
 
-    /// The expression as SQL text for Postgres, checked to read back as the very tree that
-    /// was checked: what goes upstream is what was checked. `max_depth` is the client's depth
-    /// limit; the composed expression may be a little deeper.
-    pub(crate) fn to_sql(&self, max_depth: usize) -> Result<String, SqlError> {
-        let sent = postgres_form(&self.expr);
-        let text = sent.to_string();
-        if reread(&text, max_depth)? == sent {
-            Ok(text)
-        } else {
-            Err(SqlError::NotRenderable)
-        }
-    }
-
     /// Adds `by` to every `$n` placeholder, so this expression's values can follow `by` others.
     pub(crate) fn shift_placeholders(&mut self, by: usize) {
         let _ = visit_expressions_mut(&mut self.expr, |expr| {
@@ -237,6 +224,28 @@ impl SqlExpr {
             }
             ControlFlow::<()>::Continue(())
         });
+    }
+
+    /// The expression as the SQL text sent upstream, refused unless that text reads back as
+    /// this very expression.
+    ///
+    /// The check is what keeps "what is checked is what is sent" true across the printer:
+    /// sqlparser writes a string literal holding `\'` (or `''`) without doubling the quotes, so
+    /// `'x\'') OR true --'` (one string when read) would be printed `'x\') OR true --'`, which
+    /// PostgreSQL, where a backslash is a plain character, ends after the backslash, leaving
+    /// the rest (and a comment swallowing the row filter) as SQL.
+    ///
+    /// String literals holding a quote or a backslash are therefore written as `E'...'`
+    /// escape strings (see [`postgres_form`]), which print and read back exactly; what still
+    /// does not read back (a quoted name holding `""`) is refused.
+    pub(crate) fn to_sql(&self) -> Result<String, SqlError> {
+        let sent = postgres_form(&self.expr);
+        let text = sent.to_string();
+        if read_back(&text, Parser::parse_expr).as_ref() == Some(&sent) {
+            Ok(text)
+        } else {
+            Err(SqlError::NotRenderable)
+        }
     }
 
     /// `(self) AND (other)` as one tree: each side parenthesised, so neither can reach into
@@ -507,16 +516,6 @@ impl SqlOrderBy {
         Ok(Self { items })
     }
 
-    /// The list as SQL text, checked to read back as the list that was checked.
-    pub(crate) fn to_sql(&self, limits: SqlLimits) -> Result<String, SqlError> {
-        let text = self.to_string();
-        let limits = SqlLimits::new(usize::MAX, limits.max_depth);
-        match Self::parse(&text, limits) {
-            Ok(reread) if reread == *self => Ok(text),
-            _ => Err(SqlError::NotRenderable),
-        }
-    }
-
     /// Checks that every column ordered by is visible.
     pub(crate) fn check_visible(&self, visible: Option<&[Identifier]>) -> Result<(), SqlError> {
         let rules = ClientRules {
@@ -535,6 +534,38 @@ impl SqlOrderBy {
         })
     }
 }
+
+impl SqlOrderBy {
+    /// The list as the SQL text sent upstream, refused unless that text reads back as this
+    /// very list (see [`SqlExpr::to_sql`]: quoted names go through the same printer).
+    pub(crate) fn to_sql(&self) -> Result<String, SqlError> {
+        let text = self.to_string();
+        let read = read_back(&text, |parser| {
+            parser.parse_comma_separated(Parser::parse_order_by_expr)
+        });
+        if read.as_ref() == Some(&self.items) {
+            Ok(text)
+        } else {
+            Err(SqlError::NotRenderable)
+        }
+    }
+}
+
+/// Reads back text this module printed, with the same tokenizer rules as client text and room
+/// for the depth of a composed expression; `None` unless it reads as one whole `T`.
+fn read_back<T>(
+    text: &str,
+    parse: impl FnOnce(&mut Parser<'static>) -> Result<T, sqlparser::parser::ParserError>,
+) -> Option<T> {
+    // The parts were read within their own limits; the composition adds two levels.
+    let limits = SqlLimits::new(usize::MAX, 2 * POLICY_MAX_DEPTH + 8);
+    let mut parser = parser_for(text, limits).ok()?;
+    let read = parse(&mut parser).ok()?;
+    (parser.peek_token().token == Token::EOF).then_some(read)
+}
+
+/// The deepest a server-owned expression (a policy's row filter) is read.
+pub(crate) const POLICY_MAX_DEPTH: usize = 128;
 
 impl fmt::Display for SqlOrderBy {
     /// The list as SQL text, as it is sent upstream.
@@ -595,10 +626,6 @@ impl fmt::Display for SqlExpr {
         postgres_form(&self.expr).fmt(f)
     }
 }
-/// How much deeper than the client's limit a composed expression may be when it is read back
-/// (the `AND`, the parentheses and the server's own row filter).
-const COMPOSED_EXTRA_DEPTH: usize = 16;
-
 /// `expr` in the form it is written as SQL text for Postgres.
 ///
 /// sqlparser's own `Display` is not enough: it leaves a quote that follows a backslash
@@ -623,17 +650,6 @@ fn postgres_form(expr: &Expr) -> Expr {
     let mut expr = expr.clone();
     let _ = VisitMut::visit(&mut expr, &mut EscapeStrings);
     expr
-}
-
-/// Reads `text` back as one expression, as [`SqlExpr::parse`] does.
-fn reread(text: &str, max_depth: usize) -> Result<Expr, SqlError> {
-    let limits = SqlLimits::new(usize::MAX, max_depth + COMPOSED_EXTRA_DEPTH);
-    let mut parser = parser_for(text, limits)?;
-    let expr = parser.parse_expr().map_err(|error| parse_error(&error))?;
-    if parser.peek_token().token != Token::EOF {
-        return Err(SqlError::TrailingInput);
-    }
-    Ok(expr)
 }
 
 impl fmt::Debug for SqlExpr {
@@ -673,9 +689,10 @@ mod tests {
     #[test]
     fn strings_with_quotes_or_backslashes_are_sent_as_escape_strings_that_read_back_the_same() {
         let expr = parse(r"title = '\'') OR true --' OR title = 'plain'").unwrap();
-        let sent = expr.to_sql(SqlLimits::default().max_depth).unwrap();
+        let sent = expr.to_sql().unwrap();
         assert_eq!(sent, r"title = E'\\\') OR true --' OR title = 'plain'");
-        assert_eq!(reread(&sent, 32).unwrap(), postgres_form(expr.expr()));
+        let read = read_back(&sent, Parser::parse_expr).unwrap();
+        assert_eq!(read, postgres_form(expr.expr()));
     }
 
     #[test]
@@ -824,6 +841,34 @@ mod tests {
                 .collect::<Vec<_>>(),
             [1, 2, 3]
         );
+    }
+
+    /// Found by the `policy_where` fuzz target (and in review): sqlparser prints `\'` and `''`
+    /// inside a string value as they are, so the printed text read back as something else (for
+    /// PostgreSQL, `'x\') OR true --'` ends after the backslash). Strings are now sent as
+    /// `E'...'` and read back the same; a quoted name holding `""` still cannot be.
+    #[test]
+    fn only_what_prints_back_as_itself_is_sent() {
+        assert_eq!(
+            parse("title = 'It''s' AND id = E'a\\'b'").unwrap().to_sql(),
+            Ok(r"title = E'It\'s' AND id = E'a\'b'".to_owned())
+        );
+        for (text, sent) in [
+            (
+                r"title = 'x\'') OR true --'",
+                r"title = E'x\\\') OR true --'",
+            ),
+            ("title = 'a''''b'", r"title = E'a\'\'b'"),
+            ("'''''''s1' = title", r"E'\'\'\'s1' = title"),
+        ] {
+            assert_eq!(parse(text).unwrap().to_sql().as_deref(), Ok(sent), "{text}");
+        }
+        let quoted_name = parse("\"a\"\"\"\"b\" = 1").unwrap();
+        assert_eq!(quoted_name.to_sql(), Err(SqlError::NotRenderable));
+        let order = SqlOrderBy::parse("\"a\"\"\"\"b\" DESC", SqlLimits::default()).unwrap();
+        assert_eq!(order.to_sql(), Err(SqlError::NotRenderable));
+        let order = SqlOrderBy::parse("\"a\"\"b\" DESC", SqlLimits::default()).unwrap();
+        assert_eq!(order.to_sql(), Ok("\"a\"\"b\" DESC".to_owned()));
     }
 
     #[test]

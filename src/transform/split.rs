@@ -180,6 +180,9 @@ pub(crate) struct Splitter {
     separator_start: usize,
     /// The member key in progress (subset object).
     key: Vec<u8>,
+    /// A member value of the subset object other than `data`, as far as earlier chunks held
+    /// it: its bytes pass on as they come, and a copy is kept to check that it is JSON.
+    raw_member: BytesMut,
     /// Messages seen and messages passed on in the array, for commas after drops.
     messages_seen: u64,
     messages_kept: u64,
@@ -232,6 +235,7 @@ impl Splitter {
             held_separator: BytesMut::new(),
             separator_start: 0,
             key: Vec::new(),
+            raw_member: BytesMut::new(),
             messages_seen: 0,
             messages_kept: 0,
             skip_event: false,
@@ -390,6 +394,8 @@ impl Splitter {
         let mut emit_from = 0;
         // Start of the message in progress within this chunk, and the end of its separator.
         let mut message_start = 0;
+        // Start of the subset member value in progress within this chunk.
+        let mut raw_start = 0;
         self.separator_start = 0;
         while at < bytes.len() {
             let byte = bytes.get(at).copied().unwrap_or_default();
@@ -500,6 +506,14 @@ impl Splitter {
                         }
                     }
                     self.check_size(self.key.len())?;
+                    // A complete name passes on as it came, so it must be a JSON string's
+                    // contents (checked after the size, as a name split over chunks is).
+                    if self.state == State::ObjectColon
+                        && (self.key.iter().any(|&byte| byte < 0x20)
+                            || std::str::from_utf8(&self.key).is_err())
+                    {
+                        return Err(malformed("a member name of the subset object is not JSON"));
+                    }
                 }
                 State::ObjectColon if byte == b':' => {
                     at += 1;
@@ -520,6 +534,7 @@ impl Splitter {
                     self.state = State::ArrayOpen;
                 }
                 State::ObjectValue => {
+                    raw_start = at;
                     at += 1;
                     self.depth = 1;
                     self.in_string = false;
@@ -537,6 +552,7 @@ impl Splitter {
                 State::RawString => match self.scan_string(bytes, at) {
                     Some(end) => {
                         at = end;
+                        self.finish_raw_member(bytes, raw_start, end)?;
                         self.state = State::ObjectAfterValue;
                     }
                     None => at = bytes.len(),
@@ -544,6 +560,7 @@ impl Splitter {
                 State::RawValue => match self.scan_value(bytes, at) {
                     Some(end) => {
                         at = end;
+                        self.finish_raw_member(bytes, raw_start, end)?;
                         self.state = State::ObjectAfterValue;
                     }
                     None => at = bytes.len(),
@@ -552,6 +569,7 @@ impl Splitter {
                     if byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'-' | b'.') {
                         at += 1;
                     } else {
+                        self.finish_raw_member(bytes, raw_start, at)?;
                         self.state = State::ObjectAfterValue;
                     }
                 }
@@ -584,9 +602,47 @@ impl Splitter {
                 self.partial
                     .extend_from_slice(bytes.get(message_start..).unwrap_or_default());
             }
-            _ => self.output.range(chunk, emit_from, bytes.len()),
+            state => {
+                if matches!(state, State::RawString | State::RawValue | State::RawScalar) {
+                    self.raw_member
+                        .extend_from_slice(bytes.get(raw_start..).unwrap_or_default());
+                    self.check_size(self.raw_member.len())?;
+                }
+                self.output.range(chunk, emit_from, bytes.len());
+            }
         }
         Ok(())
+    }
+
+    /// Checks a complete member value of the subset object other than `data` (its last part
+    /// is `bytes[start..end]`): it passes on as it came, so it must be one JSON value, not
+    /// merely balanced brackets or a word that starts like `true`.
+    fn finish_raw_member(
+        &mut self,
+        bytes: &[u8],
+        start: usize,
+        end: usize,
+    ) -> Result<(), TransformError> {
+        let last = bytes.get(start..end).unwrap_or_default();
+        self.check_size(self.raw_member.len() + last.len())?;
+        // UTF-8 is checked first: serde_json skips an ignored string without checking it.
+        let is_json = |value: &[u8]| {
+            std::str::from_utf8(value)
+                .is_ok_and(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok())
+        };
+        let valid = if self.raw_member.is_empty() {
+            is_json(last)
+        } else {
+            self.raw_member.extend_from_slice(last);
+            let valid = is_json(&self.raw_member);
+            self.raw_member.clear();
+            valid
+        };
+        if valid {
+            Ok(())
+        } else {
+            Err(malformed("a member of the subset object is not JSON"))
+        }
     }
 
     fn push_sse<F>(&mut self, chunk: &Bytes, on_message: &mut F) -> Result<(), TransformError>
@@ -788,6 +844,57 @@ mod tests {
             run(Framing::Sse, b"data: {}\n\ndata: {", 4),
             Err(TransformError::Truncated)
         ));
+    }
+
+    /// Found by the `transform_stream` fuzz target: members of the subset object other than
+    /// `data` passed on unchecked, so a body that is not JSON ended without an error.
+    #[test]
+    fn subset_members_other_than_data_must_be_json() {
+        for input in [
+            "{\"metadata\":tru,\"data\":[]}",
+            "{\"metadata\":[},\"data\":[]}",
+            "{\"metadata\":{\"a\":},\"data\":[]}",
+            "{\"metadata\":01,\"data\":[]}",
+            "{\"metadata\":\"\u{1}\",\"data\":[]}",
+            "{\"metadata\":\"\\x\",\"data\":[]}",
+            "{\"meta\ndata\":1,\"data\":[]}",
+        ] {
+            for size in 1..=input.len() {
+                assert!(
+                    matches!(
+                        run(Framing::Json, input.as_bytes(), size),
+                        Err(TransformError::Malformed { .. })
+                    ),
+                    "{input:?} in chunks of {size}"
+                );
+            }
+        }
+        for input in [
+            &b"{\"metadata\":{\"x\xff\":1},\"data\":[]}"[..],
+            b"{\"metadata\":\"\xff\",\"data\":[]}",
+            b"{\"\xff\":1,\"data\":[]}",
+        ] {
+            for size in 1..=input.len() {
+                assert!(
+                    matches!(
+                        run(Framing::Json, input, size),
+                        Err(TransformError::Malformed { .. })
+                    ),
+                    "{input:?} in chunks of {size}"
+                );
+            }
+        }
+        // Over the cap and not JSON: the same error in every chunking (the size is checked
+        // first, as it must be for a name that spans chunks).
+        let long_name = format!("{{\"{}\u{1}\":1,\"data\":[]}}", "n".repeat(70));
+        for size in 1..=long_name.len() {
+            assert!(matches!(
+                run(Framing::Json, long_name.as_bytes(), size),
+                Err(TransformError::MessageTooLarge { limit: 64 })
+            ));
+        }
+        let valid = r#"{"metadata":{"xip":["1",[2]],"s":"a\"}"},"n":-1.5e3,"t":true,"data":[]}"#;
+        every_chunking(Framing::Json, valid, valid);
     }
 
     #[test]
