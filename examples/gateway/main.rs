@@ -11,6 +11,9 @@
 //!   seeded with demo data (item titles encrypted at rest with per-tenant keys) and requiring a
 //!   random `ELECTRIC_SECRET`; `POST /api/items` then writes to it.
 //! - `ELECTRIC_SECRET`: Electric's API secret, injected into every upstream request.
+//! - `ELECTRIC_HTTP2`: if set, talk to Electric over h2c (one connection carries every
+//!   long-poll) instead of pooled HTTP/1.1 connections.
+//! - `STANDIN_HOLD_MS`: the in-process stand-in's long-poll hold (default Electric's 20 s).
 //! - `GATEWAY_TOKENS` (default `alice-token=acme,bob-token=globex`): demo bearer tokens and the
 //!   tenant each one is. **Demo only**: a real app puts its own authentication here.
 //! - `TENANT_KEYS`: `tenant=<64 hex digits>,...`, the AES-256 keys of the encrypted `title`
@@ -25,16 +28,15 @@ mod app;
 #[path = "../encryption/columns.rs"]
 mod columns;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tower_electric::ip::IpLists;
 use tower_electric::testing::ElectricStandIn;
 use tower_electric::token::{InjectSecret, RequireToken};
 use tower_electric::SecretString;
 
-use app::{BoxError, GatewayConfig};
-use columns::TenantKeys;
+use app::{random_hex, tenant_keys, BoxError, GatewayConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -56,11 +58,11 @@ async fn main() -> Result<(), BoxError> {
         Ok(url) => (url, InjectSecret::from_env("ELECTRIC_SECRET")?, None),
         Err(_) => {
             let secret = std::env::var("ELECTRIC_SECRET").unwrap_or_else(|_| random_hex(16));
-            let database = ElectricStandIn::builder()
-                .electric_timing()
-                .secret(secret.clone())
-                .with_demo_data()
-                .build();
+            let mut builder = ElectricStandIn::builder().electric_timing();
+            if let Some(hold) = standin_hold()? {
+                builder = builder.long_poll_hold(hold);
+            }
+            let database = builder.secret(secret.clone()).with_demo_data().build();
             app::encrypt_at_rest(&database, &keys)?;
             let server = database.serve().await?;
             println!("Electric stand-in with demo data at {}", server.url());
@@ -72,6 +74,7 @@ async fn main() -> Result<(), BoxError> {
 
     let router = app::router(GatewayConfig {
         electric_url: electric_url.clone(),
+        upstream_http2: std::env::var_os("ELECTRIC_HTTP2").is_some(),
         secret,
         tokens: tokens.clone(),
         lists: IpLists::new()
@@ -111,53 +114,14 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The tenants' keys: from `TENANT_KEYS`, or random for this run.
-fn tenant_keys<'a>(tenants: impl Iterator<Item = &'a String>) -> Result<TenantKeys, BoxError> {
-    let mut keys = HashMap::new();
-    match std::env::var("TENANT_KEYS") {
-        Ok(text) => {
-            for entry in text
-                .split(',')
-                .map(str::trim)
-                .filter(|entry| !entry.is_empty())
-            {
-                let (tenant, hex) = entry
-                    .split_once('=')
-                    .ok_or("TENANT_KEYS entries are tenant=hex")?;
-                keys.insert(tenant.trim().to_owned(), key_from_hex(hex.trim())?);
-            }
-        }
-        Err(_) => {
-            for tenant in tenants {
-                keys.insert(tenant.clone(), key_from_hex(&random_hex(32))?);
-            }
-        }
+/// `STANDIN_HOLD_MS`: the in-process stand-in's long-poll hold, instead of Electric's 20 s.
+fn standin_hold() -> Result<Option<Duration>, BoxError> {
+    match std::env::var("STANDIN_HOLD_MS") {
+        Ok(ms) => Ok(Some(Duration::from_millis(ms.trim().parse()?))),
+        Err(_) => Ok(None),
     }
-    Ok(TenantKeys::new(keys, app::ENCRYPTED_COLUMNS))
-}
-
-fn key_from_hex(hex: &str) -> Result<[u8; 32], BoxError> {
-    let mut key = [0u8; 32];
-    if hex.len() != 64 {
-        return Err("a tenant key is 64 hex digits".into());
-    }
-    for (index, byte) in key.iter_mut().enumerate() {
-        let digits = hex
-            .get(index * 2..index * 2 + 2)
-            .ok_or("a tenant key is 64 hex digits")?;
-        *byte = u8::from_str_radix(digits, 16).map_err(|_| "a tenant key is 64 hex digits")?;
-    }
-    Ok(key)
 }
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-/// `len` random bytes from the OS, hex-encoded.
-fn random_hex(len: usize) -> String {
-    use aes_gcm::aead::rand_core::RngCore;
-    let mut bytes = vec![0u8; len];
-    aes_gcm::aead::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
