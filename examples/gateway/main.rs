@@ -29,8 +29,10 @@ mod app;
 mod columns;
 
 use std::net::SocketAddr;
+
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tower_electric::ip::IpLists;
 use tower_electric::testing::ElectricStandIn;
 use tower_electric::token::{InjectSecret, RequireToken};
@@ -90,6 +92,10 @@ async fn main() -> Result<(), BoxError> {
 
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
+    // Shape responses and SSE frames are small writes: send them without waiting for acks.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let mut demo: Vec<_> = tokens
         .iter()
         .map(|(t, tenant)| format!("{t} → {tenant}"))
