@@ -27,7 +27,7 @@ if [ "$limit" -lt "$need" ]; then
 fi
 
 cargo build --release --example standin --example gateway --example longpoll_clients
-bin=target/release/examples
+bin=${CARGO_TARGET_DIR:-target}/release/examples
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }

@@ -718,7 +718,10 @@ mod tests {
         assert_eq!(row.len(), 2);
     }
 
-    fn by_serde(raw: &str) -> Result<(bool, Option<Operation>, Option<(String, String)>), String> {
+    /// Control, operation and relation as serde reads them, or serde's error.
+    type Read = Result<(bool, Option<Operation>, Option<(String, String)>), String>;
+
+    fn by_serde(raw: &str) -> Read {
         let headers: Headers<'_> = serde_json::from_str(raw).map_err(|error| error.to_string())?;
         Ok((
             headers.control.is_some() || headers.event.is_some(),
