@@ -15,7 +15,6 @@
 //! passes when node does. Node and npm are required: without them the test fails and says
 //! what to install.
 
-#[allow(dead_code)] // the test uses the router, not every helper of the example
 #[path = "../examples/gateway/app.rs"]
 mod app;
 #[allow(dead_code)]
@@ -118,6 +117,7 @@ async fn start_servers() -> Urls {
         tokens: app::parse_tokens("alice-token=acme,bob-token=globex").unwrap(),
         lists: IpLists::new().allow("127.0.0.0/8,::1/128").unwrap(),
         require_tokens: None,
+        upstream_http2: false,
         keys: keys.clone(),
         writes: Some(database.clone()),
     })

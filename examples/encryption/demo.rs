@@ -182,6 +182,7 @@ impl Demo {
             tokens,
             lists: IpLists::new().allow(allow)?,
             require_tokens: None,
+            upstream_http2: false,
             keys: keys.clone(),
             writes: Some(database.clone()),
         })?;

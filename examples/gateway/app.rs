@@ -11,6 +11,9 @@
 //! `POST /api/items` (only when the gateway fronts the in-process stand-in): the demo app's
 //! write API. The same auth, then [`RequestBodyTransformLayer`] encrypts the protected columns
 //! with the tenant's key before the row reaches the database (the stand-in).
+//!
+//! Several example and test crates include this file; not every one uses every item.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -46,6 +49,8 @@ pub(crate) const ENCRYPTED_COLUMNS: &[&str] = &["title"];
 pub(crate) struct GatewayConfig {
     /// Electric's base URL.
     pub(crate) electric_url: String,
+    /// Talk to Electric over h2c instead of HTTP/1.1.
+    pub(crate) upstream_http2: bool,
     /// Electric's secret, injected upstream.
     pub(crate) secret: InjectSecret,
     /// Demo bearer tokens → tenant.
@@ -62,7 +67,9 @@ pub(crate) struct GatewayConfig {
 
 /// The gateway's router.
 pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
-    let upstream = ElectricUpstream::new(config.electric_url)?;
+    let upstream = ElectricUpstream::builder(config.electric_url)
+        .http2_only(config.upstream_http2)
+        .build()?;
     let policy = policy()?;
 
     let ip_allow = IpAllowLayer::new(config.lists).client_ip_source(ClientIpSource::XForwardedFor);
@@ -363,4 +370,67 @@ pub(crate) fn encrypt_row(row: &Row, keys: &TenantKeys) -> Result<Option<Row>, B
         }
     }
     Ok(Some(encrypted))
+}
+
+/// The tenants' keys: from `TENANT_KEYS`, or random for this run.
+pub(crate) fn tenant_keys<'a>(
+    tenants: impl Iterator<Item = &'a String>,
+) -> Result<TenantKeys, BoxError> {
+    let mut keys = HashMap::new();
+    match std::env::var("TENANT_KEYS") {
+        Ok(text) => {
+            for entry in text
+                .split(',')
+                .map(str::trim)
+                .filter(|entry| !entry.is_empty())
+            {
+                let (tenant, hex) = entry
+                    .split_once('=')
+                    .ok_or("TENANT_KEYS entries are tenant=hex")?;
+                keys.insert(tenant.trim().to_owned(), key_from_hex(hex.trim())?);
+            }
+        }
+        Err(_) => {
+            for tenant in tenants {
+                keys.insert(tenant.clone(), key_from_hex(&random_hex(32))?);
+            }
+        }
+    }
+    Ok(TenantKeys::new(keys, ENCRYPTED_COLUMNS))
+}
+
+fn key_from_hex(hex: &str) -> Result<[u8; 32], BoxError> {
+    let mut key = [0u8; 32];
+    if hex.len() != 64 {
+        return Err("a tenant key is 64 hex digits".into());
+    }
+    for (index, byte) in key.iter_mut().enumerate() {
+        let digits = hex
+            .get(index * 2..index * 2 + 2)
+            .ok_or("a tenant key is 64 hex digits")?;
+        *byte = u8::from_str_radix(digits, 16).map_err(|_| "a tenant key is 64 hex digits")?;
+    }
+    Ok(key)
+}
+
+/// `len` random bytes from the OS, hex-encoded.
+pub(crate) fn random_hex(len: usize) -> String {
+    use aes_gcm::aead::rand_core::RngCore;
+    let mut bytes = vec![0u8; len];
+    aes_gcm::aead::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A duration in milliseconds from the environment, if set.
+pub(crate) fn env_millis(name: &str) -> Result<Option<std::time::Duration>, BoxError> {
+    match std::env::var(name) {
+        Ok(text) => {
+            let millis: u64 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("{name} is a number of milliseconds"))?;
+            Ok(Some(std::time::Duration::from_millis(millis)))
+        }
+        Err(_) => Ok(None),
+    }
 }

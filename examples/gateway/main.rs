@@ -14,6 +14,8 @@
 //!   20 s and 60 s): how long the stand-in holds a long-poll and keeps an SSE stream open.
 //!   Short values keep scripted runs against the demo (`e2e/schemathesis.sh`) fast.
 //! - `ELECTRIC_SECRET`: Electric's API secret, injected into every upstream request.
+//! - `ELECTRIC_HTTP2`: if set, talk to Electric over h2c (one connection carries every
+//!   long-poll) instead of pooled HTTP/1.1 connections.
 //! - `GATEWAY_TOKENS` (default `alice-token=acme,bob-token=globex`): demo bearer tokens and the
 //!   tenant each one is. **Demo only**: a real app puts its own authentication here.
 //! - `TENANT_KEYS`: `tenant=<64 hex digits>,...`, the AES-256 keys of the encrypted `title`
@@ -28,16 +30,15 @@ mod app;
 #[path = "../encryption/columns.rs"]
 mod columns;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use axum::serve::ListenerExt;
 use tower_electric::ip::IpLists;
 use tower_electric::testing::ElectricStandIn;
 use tower_electric::token::{InjectSecret, RequireToken};
 use tower_electric::SecretString;
 
-use app::{BoxError, GatewayConfig};
-use columns::TenantKeys;
+use app::{random_hex, tenant_keys, BoxError, GatewayConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -60,10 +61,10 @@ async fn main() -> Result<(), BoxError> {
         Err(_) => {
             let secret = std::env::var("ELECTRIC_SECRET").unwrap_or_else(|_| random_hex(16));
             let mut builder = ElectricStandIn::builder().electric_timing();
-            if let Some(hold) = env_millis("STAND_IN_LONG_POLL_HOLD_MS")? {
+            if let Some(hold) = app::env_millis("STAND_IN_LONG_POLL_HOLD_MS")? {
                 builder = builder.long_poll_hold(hold);
             }
-            if let Some(duration) = env_millis("STAND_IN_SSE_DURATION_MS")? {
+            if let Some(duration) = app::env_millis("STAND_IN_SSE_DURATION_MS")? {
                 builder = builder.sse_duration(duration);
             }
             let database = builder.secret(secret.clone()).with_demo_data().build();
@@ -78,6 +79,7 @@ async fn main() -> Result<(), BoxError> {
 
     let router = app::router(GatewayConfig {
         electric_url: electric_url.clone(),
+        upstream_http2: std::env::var_os("ELECTRIC_HTTP2").is_some(),
         secret,
         tokens: tokens.clone(),
         lists: IpLists::new()
@@ -93,6 +95,10 @@ async fn main() -> Result<(), BoxError> {
 
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
+    // Shape responses and SSE frames are small writes: send them without waiting for acks.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let mut demo: Vec<_> = tokens
         .iter()
         .map(|(t, tenant)| format!("{t} → {tenant}"))
@@ -117,67 +123,6 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The tenants' keys: from `TENANT_KEYS`, or random for this run.
-fn tenant_keys<'a>(tenants: impl Iterator<Item = &'a String>) -> Result<TenantKeys, BoxError> {
-    let mut keys = HashMap::new();
-    match std::env::var("TENANT_KEYS") {
-        Ok(text) => {
-            for entry in text
-                .split(',')
-                .map(str::trim)
-                .filter(|entry| !entry.is_empty())
-            {
-                let (tenant, hex) = entry
-                    .split_once('=')
-                    .ok_or("TENANT_KEYS entries are tenant=hex")?;
-                keys.insert(tenant.trim().to_owned(), key_from_hex(hex.trim())?);
-            }
-        }
-        Err(_) => {
-            for tenant in tenants {
-                keys.insert(tenant.clone(), key_from_hex(&random_hex(32))?);
-            }
-        }
-    }
-    Ok(TenantKeys::new(keys, app::ENCRYPTED_COLUMNS))
-}
-
-fn key_from_hex(hex: &str) -> Result<[u8; 32], BoxError> {
-    let mut key = [0u8; 32];
-    if hex.len() != 64 {
-        return Err("a tenant key is 64 hex digits".into());
-    }
-    for (index, byte) in key.iter_mut().enumerate() {
-        let digits = hex
-            .get(index * 2..index * 2 + 2)
-            .ok_or("a tenant key is 64 hex digits")?;
-        *byte = u8::from_str_radix(digits, 16).map_err(|_| "a tenant key is 64 hex digits")?;
-    }
-    Ok(key)
-}
-
-/// A duration in milliseconds from the environment, if set.
-fn env_millis(name: &str) -> Result<Option<std::time::Duration>, BoxError> {
-    match std::env::var(name) {
-        Ok(text) => {
-            let millis: u64 = text
-                .trim()
-                .parse()
-                .map_err(|_| format!("{name} is a number of milliseconds"))?;
-            Ok(Some(std::time::Duration::from_millis(millis)))
-        }
-        Err(_) => Ok(None),
-    }
-}
-
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-/// `len` random bytes from the OS, hex-encoded.
-fn random_hex(len: usize) -> String {
-    use aes_gcm::aead::rand_core::RngCore;
-    let mut bytes = vec![0u8; len];
-    aes_gcm::aead::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

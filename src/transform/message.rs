@@ -154,16 +154,33 @@ impl<'a> Row<'a> {
             if index > 0 {
                 out.push(b',');
             }
-            serde_json::to_writer(&mut *out, name.as_ref())?;
+            write_str(out, name)?;
             out.push(b':');
             match value {
-                Some(text) => serde_json::to_writer(&mut *out, text.as_ref())?,
+                Some(text) => write_str(out, text)?,
                 None => out.extend_from_slice(b"null"),
             }
         }
         out.push(b'}');
         Ok(())
     }
+}
+
+/// Writes `text` as a JSON string, byte for byte as `serde_json` writes it; most values need
+/// no escape, and those are copied whole instead of checked and written piece by piece.
+fn write_str(out: &mut Vec<u8>, text: &str) -> Result<(), serde_json::Error> {
+    // No early exit: the whole check vectorises, and values are short.
+    let needs_escape = text.bytes().fold(false, |escape, byte| {
+        escape | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
+    });
+    if needs_escape {
+        return serde_json::to_writer(out, text);
+    }
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+    Ok(())
 }
 
 impl<'de> Deserialize<'de> for Row<'de> {
@@ -190,7 +207,7 @@ impl<'de> Deserialize<'de> for Row<'de> {
     }
 }
 
-/// The parts of `headers` a transform needs.
+/// The parts of `headers` a transform needs, as serde reads them.
 #[derive(Deserialize)]
 struct Headers<'a> {
     #[serde(borrow, default)]
@@ -201,6 +218,163 @@ struct Headers<'a> {
     control: Option<IgnoredAny>,
     #[serde(default)]
     event: Option<IgnoredAny>,
+}
+
+/// What a message's `headers` say.
+struct HeaderFacts<'a> {
+    control: bool,
+    operation: Option<Operation>,
+    relation: Option<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'a> HeaderFacts<'a> {
+    /// Reads `raw`, a JSON value serde_json has already checked as a raw value: the common
+    /// form by a scan, anything else with serde, with the same result or error as ever.
+    fn read(raw: &'a str) -> Result<Self, serde_json::Error> {
+        if let Some(facts) = Self::scan(raw) {
+            return Ok(facts);
+        }
+        let headers: Headers<'a> = serde_json::from_str(raw)?;
+        Ok(Self {
+            control: headers.control.is_some() || headers.event.is_some(),
+            operation: headers
+                .operation
+                .and_then(|Text(operation)| Operation::parse(&operation)),
+            relation: headers
+                .relation
+                .map(|(Text(schema), Text(table))| (schema, table)),
+        })
+    }
+
+    /// The common form of a change's headers: an object whose keys, `operation` and the two
+    /// `relation` names are strings without escapes, with at most one `operation` and one
+    /// `relation` and no `control` or `event`; other members are skipped as serde would
+    /// ignore them. `None` for anything else, which serde then reads.
+    fn scan(raw: &'a str) -> Option<Self> {
+        let bytes = raw.as_bytes();
+        let mut at = skip_ws(bytes, 0);
+        if bytes.get(at) != Some(&b'{') {
+            return None;
+        }
+        at = skip_ws(bytes, at + 1);
+        let mut facts = Self {
+            control: false,
+            operation: None,
+            relation: None,
+        };
+        if bytes.get(at) == Some(&b'}') {
+            return (skip_ws(bytes, at + 1) == bytes.len()).then_some(facts);
+        }
+        let (mut seen_operation, mut seen_relation) = (false, false);
+        loop {
+            let (key, next) = plain_string(raw, at)?;
+            at = expect(bytes, skip_ws(bytes, next), b':')?;
+            at = skip_ws(bytes, at);
+            match key {
+                "operation" if !seen_operation => {
+                    seen_operation = true;
+                    let (operation, next) = plain_string(raw, at)?;
+                    facts.operation = Operation::parse(operation);
+                    at = next;
+                }
+                "relation" if !seen_relation => {
+                    seen_relation = true;
+                    at = skip_ws(bytes, expect(bytes, at, b'[')?);
+                    let (schema, next) = plain_string(raw, at)?;
+                    at = skip_ws(bytes, expect(bytes, skip_ws(bytes, next), b',')?);
+                    let (table, next) = plain_string(raw, at)?;
+                    at = expect(bytes, skip_ws(bytes, next), b']')?;
+                    facts.relation = Some((Cow::Borrowed(schema), Cow::Borrowed(table)));
+                }
+                "operation" | "relation" | "control" | "event" => return None,
+                _ => at = skip_value(bytes, at)?,
+            }
+            at = skip_ws(bytes, at);
+            match bytes.get(at) {
+                Some(b',') => at = skip_ws(bytes, at + 1),
+                Some(b'}') => return (skip_ws(bytes, at + 1) == bytes.len()).then_some(facts),
+                _ => return None,
+            }
+        }
+    }
+}
+
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while matches!(bytes.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// The index after `byte` if it is at `at`.
+fn expect(bytes: &[u8], at: usize, byte: u8) -> Option<usize> {
+    (bytes.get(at) == Some(&byte)).then_some(at + 1)
+}
+
+/// The string starting at `at` and the index after it, if it has no escapes.
+fn plain_string(raw: &str, at: usize) -> Option<(&str, usize)> {
+    let bytes = raw.as_bytes();
+    expect(bytes, at, b'"')?;
+    let len = memchr::memchr2(b'"', b'\\', bytes.get(at + 1..)?)?;
+    let end = at + 1 + len;
+    if bytes.get(end) != Some(&b'"') {
+        return None;
+    }
+    let text = raw.get(at + 1..end)?;
+    text.bytes()
+        .all(|byte| byte >= 0x20)
+        .then_some((text, end + 1))
+}
+
+/// The index after the JSON value starting at `at` (valid JSON: serde_json checked it).
+fn skip_value(bytes: &[u8], at: usize) -> Option<usize> {
+    match *bytes.get(at)? {
+        b'"' => skip_string(bytes, at),
+        b'{' | b'[' => {
+            let (mut at, mut depth) = (at, 0u32);
+            loop {
+                match *bytes.get(at)? {
+                    b'"' => at = skip_string(bytes, at)?,
+                    b'{' | b'[' => {
+                        depth += 1;
+                        at += 1;
+                    }
+                    b'}' | b']' => {
+                        depth = depth.checked_sub(1)?;
+                        at += 1;
+                        if depth == 0 {
+                            return Some(at);
+                        }
+                    }
+                    _ => at += 1,
+                }
+            }
+        }
+        _ => {
+            // A number, `true`, `false` or `null`: up to the next delimiter.
+            let mut at = at;
+            while !matches!(
+                bytes.get(at),
+                None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            ) {
+                at += 1;
+            }
+            Some(at)
+        }
+    }
+}
+
+/// The index after the string starting at `at`.
+fn skip_string(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut at = at + 1;
+    loop {
+        let offset = memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
+        at += offset;
+        if bytes.get(at) == Some(&b'"') {
+            return Some(at + 1);
+        }
+        at += 2;
+    }
 }
 
 /// Which member of the message a field is, in the order they came.
@@ -311,13 +485,13 @@ impl<'a> Message<'a> {
                 Field::Value => ("value", self.value.as_ref()),
                 Field::OldValue => ("old_value", self.old_value.as_ref()),
                 Field::Other(name, raw) => {
-                    serde_json::to_writer(&mut *out, name.as_ref())?;
+                    write_str(out, name)?;
                     out.push(b':');
                     out.extend_from_slice(raw.get().as_bytes());
                     continue;
                 }
             };
-            serde_json::to_writer(&mut *out, name)?;
+            write_str(out, name)?;
             out.push(b':');
             match row {
                 Some(row) => row.write_json(out)?,
@@ -338,6 +512,18 @@ pub(crate) enum Parsed<'a> {
 /// Reads one message. Every message is read in full, so malformed JSON is always caught.
 pub(crate) fn parse<'a>(
     bytes: &'a [u8],
+    shape_table: Option<Relation<'a>>,
+) -> Result<Parsed<'a>, serde_json::Error> {
+    // UTF-8 checked once for the whole message is cheaper than string by string; a message
+    // that is not UTF-8 is read byte-wise as ever, so that its error stays the same.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse_from(serde_json::Deserializer::from_str(text), shape_table),
+        Err(_) => parse_from(serde_json::Deserializer::from_slice(bytes), shape_table),
+    }
+}
+
+fn parse_from<'a, R: serde_json::de::Read<'a>>(
+    mut deserializer: serde_json::Deserializer<R>,
     shape_table: Option<Relation<'a>>,
 ) -> Result<Parsed<'a>, serde_json::Error> {
     struct MessageVisitor<'a>(Option<Relation<'a>>);
@@ -374,15 +560,10 @@ pub(crate) fn parse<'a>(
                     _ => {
                         let raw = map.next_value::<&'de RawValue>()?;
                         if name == "headers" {
-                            let headers: Headers<'de> =
-                                serde_json::from_str(raw.get()).map_err(de::Error::custom)?;
-                            control = headers.control.is_some() || headers.event.is_some();
-                            message.operation = headers
-                                .operation
-                                .and_then(|Text(operation)| Operation::parse(&operation));
-                            message.relation = headers
-                                .relation
-                                .map(|(Text(schema), Text(table))| (schema, table));
+                            let facts = HeaderFacts::read(raw.get()).map_err(de::Error::custom)?;
+                            control = facts.control;
+                            message.operation = facts.operation;
+                            message.relation = facts.relation;
                         } else if name == "key" {
                             message.key = Some(raw);
                         }
@@ -397,7 +578,6 @@ pub(crate) fn parse<'a>(
             })
         }
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let parsed = deserializer.deserialize_map(MessageVisitor(shape_table))?;
     deserializer.end()?;
     Ok(parsed)
@@ -536,5 +716,93 @@ mod tests {
             [("b", Some("2")), ("c", None)]
         );
         assert_eq!(row.len(), 2);
+    }
+
+    /// Control, operation and relation as serde reads them, or serde's error.
+    type Read = Result<(bool, Option<Operation>, Option<(String, String)>), String>;
+
+    fn by_serde(raw: &str) -> Read {
+        let headers: Headers<'_> = serde_json::from_str(raw).map_err(|error| error.to_string())?;
+        Ok((
+            headers.control.is_some() || headers.event.is_some(),
+            headers
+                .operation
+                .and_then(|Text(operation)| Operation::parse(&operation)),
+            headers
+                .relation
+                .map(|(Text(schema), Text(table))| (schema.into_owned(), table.into_owned())),
+        ))
+    }
+
+    #[test]
+    fn header_scan_agrees_with_serde_or_leaves_it_to_serde() {
+        let scanned = [
+            r#"{"operation":"insert","relation":["public","items"]}"#,
+            r#" { "relation" : [ "s" , "t" ] , "operation" : "delete" } "#,
+            r#"{"operation":"update","relation":["public","items"],"txids":[1,2],"lsn":"9","op_position":0,"last":true,"x":{"a":["}",{"b":null}]},"y":-1.5e3}"#,
+            r#"{"operation":"truncate"}"#,
+            r#"{"relation":["a b","ü"]}"#,
+            r#"{}"#,
+            r#"{"tags":["a\"b"],"operation":"insert"}"#,
+        ];
+        for raw in scanned {
+            let facts = HeaderFacts::scan(raw).unwrap_or_else(|| panic!("not scanned: {raw}"));
+            let relation = facts
+                .relation
+                .map(|(schema, table)| (schema.into_owned(), table.into_owned()));
+            assert_eq!(
+                Ok((facts.control, facts.operation, relation)),
+                by_serde(raw),
+                "{raw}"
+            );
+        }
+        let left_to_serde = [
+            r#"{"control":"up-to-date"}"#,
+            r#"{"event":"move-out"}"#,
+            r#"{"control":null,"operation":"insert"}"#,
+            r#"{"operation":"ins\u0065rt"}"#,
+            r#"{"\u006fperation":"insert"}"#,
+            r#"{"operation":"insert","operation":"delete"}"#,
+            r#"{"relation":["public"]}"#,
+            r#"{"relation":["public","items","x"]}"#,
+            r#"{"relation":null}"#,
+            r#"{"operation":null}"#,
+            r#"{"operation":1}"#,
+        ];
+        for raw in left_to_serde {
+            assert!(HeaderFacts::scan(raw).is_none(), "{raw}");
+            // The reading as a whole is serde's: its result, or its error.
+            let read = HeaderFacts::read(raw).map(|facts| (facts.control, facts.operation));
+            let serde = by_serde(raw).map(|(control, operation, _)| (control, operation));
+            assert_eq!(read.map_err(|error| error.to_string()), serde, "{raw}");
+        }
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for text in [
+            "",
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}\u{1f}",
+            "ü€😀",
+            "\u{7f}/",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, text).unwrap();
+            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_string_is_written_as_serde_json_writes_it(text in ".*") {
+            let mut out = Vec::new();
+            write_str(&mut out, &text).unwrap();
+            proptest::prop_assert_eq!(out, serde_json::to_vec(&text).unwrap());
+        }
     }
 }

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Idle live long-polls held through the example gateway: CLIENTS (default 10000) live
+# requests from examples/longpoll_clients.rs, held by a stand-in process (its own, so the
+# gateway's RSS is the gateway's), then the gateway's VmRSS from /proc/<pid>/status.
+#
+#   benches/longpoll.sh
+#   CLIENTS=5000 UPSTREAM=http1 benches/longpoll.sh
+#
+# UPSTREAM=h2 (default) has the gateway talk to the stand-in over h2c: one connection carries
+# every held long-poll. UPSTREAM=http1 opens one pooled upstream connection per held request,
+# so the gateway needs two descriptors per client; the script says so when the open-file limit
+# is too low for that.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLIENTS=${CLIENTS:-10000}
+UPSTREAM=${UPSTREAM:-h2}
+HOLD_MS=${HOLD_MS:-80000}
+GATEWAY_PORT=${GATEWAY_PORT:-38111}
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+limit=$(ulimit -n)
+if [ "$UPSTREAM" = http1 ]; then need=$((2 * CLIENTS + 64)); else need=$((CLIENTS + 64)); fi
+if [ "$limit" -lt "$need" ]; then
+    echo "open-file limit $limit is below the $need descriptors the gateway needs for $CLIENTS clients over $UPSTREAM" >&2
+    exit 1
+fi
+
+cargo build --release --example standin --example gateway --example longpoll_clients
+bin=${CARGO_TARGET_DIR:-target}/release/examples
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+export ELECTRIC_SECRET="bench-$RANDOM$RANDOM"
+export TENANT_KEYS="acme=$(printf '1%.0s' {1..64}),globex=$(printf '2%.0s' {1..64})"
+STAND_IN_LONG_POLL_HOLD_MS=$HOLD_MS STANDIN_REPORT_LIVE=1 "$bin/standin" >"$work/standin.out" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/standin.out" ] && break; sleep 0.1; done
+export ELECTRIC_URL=$(head -1 "$work/standin.out")
+if [ "$UPSTREAM" = h2 ]; then export ELECTRIC_HTTP2=1; fi
+RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$GATEWAY_PORT "$bin/gateway" >"$work/gateway.out" &
+pids+=($!); gateway=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GATEWAY_PORT/health" >/dev/null && break; sleep 0.1; done
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# The initial sync gives the handle and offset the live requests continue from.
+base="/v1/shape?table=items&where=done%3Dfalse"
+headers=$(curl -sf -D - -o /dev/null "http://127.0.0.1:$GATEWAY_PORT$base&offset=-1" -H 'Authorization: Bearer alice-token')
+handle=$(awk -F': ' 'tolower($1) == "electric-handle" {print $2}' <<<"$headers" | tr -d '\r')
+offset=$(awk -F': ' 'tolower($1) == "electric-offset" {print $2}' <<<"$headers" | tr -d '\r')
+idle_rss=$(rss_kib "$gateway")
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "gateway idle (after one request): VmRSS ${idle_rss} KiB; upstream $UPSTREAM; open-file limit $limit"
+
+started=$(date +%s)
+GATEWAY_ADDR=127.0.0.1:$GATEWAY_PORT CLIENTS=$CLIENTS \
+    REQUEST_TARGET="$base&handle=$handle&offset=$offset&live=true" \
+    "$bin/longpoll_clients" >"$work/clients.out" &
+pids+=($!)
+held=0
+while [ $(( $(date +%s) - started )) -lt $(( HOLD_MS / 1000 - 5 )) ]; do
+    held=$(awk '/^live_in_flight/ {n = $2} END {print n + 0}' "$work/standin.out")
+    [ "$held" -ge "$CLIENTS" ] && break
+    sleep 0.5
+done
+sleep 1
+rss=$(rss_kib "$gateway")
+hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$gateway/status")
+answered=$(awk '/^answered/ {n = $2} END {print n + 0}' "$work/clients.out")
+fds=$(ls "/proc/$gateway/fd" | wc -l)
+echo "held by the stand-in: $held of $CLIENTS after $(( $(date +%s) - started )) s; answered early: $answered; gateway fds: $fds"
+awk -v rss="$rss" -v idle="$idle_rss" -v hwm="$hwm" -v n="$held" 'BEGIN {
+    printf "gateway VmRSS with %d held long-polls: %.1f MiB (target <= 150 MiB), VmHWM %.1f MiB\n", n, rss / 1024, hwm / 1024
+    if (n > 0) printf "per held long-poll: %.1f KiB ((RSS - idle RSS) / held)\n", (rss - idle) / n
+}'
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
