@@ -621,7 +621,7 @@ pub(crate) fn parse_error(error: &sqlparser::parser::ParserError) -> SqlError {
 
 impl fmt::Display for SqlExpr {
     /// The expression as SQL text for Postgres (string literals with quotes or backslashes
-    /// as `E'...'`). Upstream requests use [`SqlExpr::to_sql`], which also reads it back.
+    /// as `E'...'`). Upstream requests also read the text back before sending it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         postgres_form(&self.expr).fmt(f)
     }
