@@ -372,20 +372,7 @@ impl ClientCheck<'_, '_> {
     }
 
     fn allow_column(&self, ident: &Ident) -> Result<(), SqlError> {
-        let name = match ident.quote_style {
-            None => ident.value.to_ascii_lowercase(),
-            Some('"') => ident.value.clone(),
-            Some(_) => return Err(SqlError::Syntax),
-        };
-        let visible = match self.rules.visible {
-            None => true,
-            Some(columns) => columns.iter().any(|column| column.as_str() == name),
-        };
-        if visible {
-            Ok(())
-        } else {
-            Err(SqlError::HiddenColumn(echo(&name).into_owned()))
-        }
+        allow_column(self.rules.visible, ident)
     }
 
     fn allow_value(&mut self, value: &Value) -> Result<(), SqlError> {
@@ -402,6 +389,25 @@ impl ClientCheck<'_, '_> {
             | Value::Null => Ok(()),
             _ => Err(SqlError::NotAllowed("this kind of literal")),
         }
+    }
+}
+
+/// Refuses a column the client may not see (`visible: None` is every column). Unquoted names
+/// are lowercased as Postgres does; only double quotes quote a name.
+fn allow_column(visible: Option<&[Identifier]>, ident: &Ident) -> Result<(), SqlError> {
+    let name = match ident.quote_style {
+        None => ident.value.to_ascii_lowercase(),
+        Some('"') => ident.value.clone(),
+        Some(_) => return Err(SqlError::Syntax),
+    };
+    let seen = match visible {
+        None => true,
+        Some(columns) => columns.iter().any(|column| column.as_str() == name),
+    };
+    if seen {
+        Ok(())
+    } else {
+        Err(SqlError::HiddenColumn(echo(&name).into_owned()))
     }
 }
 
@@ -518,18 +524,8 @@ impl SqlOrderBy {
 
     /// Checks that every column ordered by is visible.
     pub(crate) fn check_visible(&self, visible: Option<&[Identifier]>) -> Result<(), SqlError> {
-        let rules = ClientRules {
-            visible,
-            param_count: 0,
-            max_depth: 1,
-        };
-        let check = ClientCheck {
-            rules: &rules,
-            depth: 0,
-            placeholders: BTreeSet::new(),
-        };
         self.items.iter().try_for_each(|item| match &item.expr {
-            Expr::Identifier(ident) => check.allow_column(ident),
+            Expr::Identifier(ident) => allow_column(visible, ident),
             _ => Err(SqlError::QualifiedColumn),
         })
     }
