@@ -7,18 +7,22 @@
 //! `cargo bench --bench layers -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../examples/gateway/app.rs"]
+mod app;
+#[path = "../examples/encryption/columns.rs"]
+mod columns;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures_util::FutureExt;
-use http::request::Parts;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_electric::ip::{ClientIpSource, IpAllowLayer, IpLists, PeerAddr};
-use tower_electric::policy::{ShapeParamPolicyLayer, ShapePolicy, TablePolicy};
+use tower_electric::policy::ShapeParamPolicyLayer;
 use tower_electric::token::{ApiTokenLayer, InjectSecret};
 use tower_electric::transform::{each_message, BoxError, Message};
 use tower_electric::{BodyTransformLayer, SecretString};
@@ -33,33 +37,9 @@ const LOG: &str = concat!(
     r#"{"headers":{"control":"snapshot-end","xip_list":[],"xmax":"13","xmin":"12"}}]"#
 );
 
-#[derive(Clone)]
-struct Tenant(String);
-
-fn tenant(parts: &Parts) -> Option<Vec<String>> {
-    parts
-        .extensions
-        .get::<Tenant>()
-        .map(|tenant| vec![tenant.0.clone()])
-}
-
+/// The example gateway's own policy, so the benchmark measures the rules it serves with.
 fn policy() -> ShapeParamPolicyLayer {
-    let policy = ShapePolicy::builder()
-        .table(
-            TablePolicy::new("items")
-                .columns(["id", "tenant_id", "title", "done"])
-                .row_filter("tenant_id = $1", tenant)
-                .client_where(true)
-                .subsets(true),
-        )
-        .table(
-            TablePolicy::new("tenants")
-                .columns(["id", "name", "keys"])
-                .row_filter("id = $1", tenant),
-        )
-        .build()
-        .unwrap();
-    ShapeParamPolicyLayer::new(policy)
+    ShapeParamPolicyLayer::new(app::policy().unwrap())
 }
 
 fn ip_allow() -> IpAllowLayer {
@@ -89,7 +69,7 @@ fn request<B: Default>() -> Request<B> {
     request
         .extensions_mut()
         .insert(PeerAddr(SocketAddr::from(([10, 0, 0, 1], 41000))));
-    request.extensions_mut().insert(Tenant("acme".into()));
+    request.extensions_mut().insert(columns::Tenant("acme".into()));
     request
 }
 
