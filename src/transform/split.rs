@@ -664,7 +664,10 @@ impl Splitter {
             let rest = bytes.get(at..).unwrap_or_default();
             let Some(offset) = memchr::memchr(b'\n', rest) else {
                 self.partial.extend_from_slice(rest);
-                self.check_size(self.partial.len())?;
+                // A last `\r` may be the start of the line ending, which a whole line's size
+                // leaves out.
+                let ending = usize::from(self.partial.ends_with(b"\r"));
+                self.check_size(self.partial.len() - ending)?;
                 break;
             };
             let end = at + offset + 1;
@@ -928,6 +931,14 @@ mod tests {
         }
         let short = format!("[{{\"a\":1}},{}{{\"b\":2}}]", " ".repeat(60));
         every_chunking(Framing::Json, &short, &short);
+    }
+
+    /// Found by the `transform_stream` fuzz target: an SSE line of exactly the cap, ending in
+    /// `\r\n`, was refused when the chunks split the `\r` from the `\n`.
+    #[test]
+    fn an_sse_line_of_the_cap_passes_in_any_chunking() {
+        let line = format!(": {}\r\ndata: {{}}\r\n\r\n", "x".repeat(62));
+        every_chunking(Framing::Sse, &line, &line);
     }
 
     #[test]
