@@ -335,6 +335,13 @@ impl Splitter {
         }
     }
 
+    /// Holds a whole separator (ending at `end` in this chunk) to the message cap, as its part
+    /// held over from earlier chunks is: otherwise whitespace between messages would be refused
+    /// or not depending on where the chunks fall.
+    fn check_separator(&self, end: usize) -> Result<(), TransformError> {
+        self.check_size(self.held_separator.len() + end.saturating_sub(self.separator_start))
+    }
+
     /// Passes on the held separator up to `end` (the message's start, or past the `]`).
     fn emit_separator(&mut self, chunk: &Bytes, end: usize) {
         if !self.held_separator.is_empty() {
@@ -429,6 +436,7 @@ impl Splitter {
                     return Err(malformed("expected one JSON array or object"));
                 }
                 State::ArrayOpen | State::ArrayAfterComma if byte == b'{' => {
+                    self.check_separator(at)?;
                     message_start = at;
                     at += 1;
                     self.depth = 1;
@@ -441,6 +449,7 @@ impl Splitter {
                     self.state = State::ArrayAfterComma;
                 }
                 State::ArrayOpen | State::ArrayAfterMessage if byte == b']' => {
+                    self.check_separator(at)?;
                     at += 1;
                     self.emit_separator(chunk, at);
                     emit_from = at;
@@ -655,7 +664,10 @@ impl Splitter {
             let rest = bytes.get(at..).unwrap_or_default();
             let Some(offset) = memchr::memchr(b'\n', rest) else {
                 self.partial.extend_from_slice(rest);
-                self.check_size(self.partial.len())?;
+                // A last `\r` may be the start of the line ending, which a whole line's size
+                // leaves out.
+                let ending = usize::from(self.partial.ends_with(b"\r"));
+                self.check_size(self.partial.len() - ending)?;
                 break;
             };
             let end = at + offset + 1;
@@ -895,6 +907,38 @@ mod tests {
         }
         let valid = r#"{"metadata":{"xip":["1",[2]],"s":"a\"}"},"n":-1.5e3,"t":true,"data":[]}"#;
         every_chunking(Framing::Json, valid, valid);
+    }
+
+    /// Found by the `transform_stream` fuzz target: whitespace between messages longer than
+    /// the cap was refused when it spanned chunks (it is held) and passed when it did not.
+    #[test]
+    fn long_separators_are_errors_in_any_chunking() {
+        let spaces = " ".repeat(70);
+        for input in [
+            format!("[{spaces}]"),
+            format!("[{{\"a\":1}},{spaces}{{\"b\":2}}]"),
+            format!("{{\"data\":[{{\"a\":1}}{spaces}]}}"),
+        ] {
+            for size in 1..=input.len() {
+                assert!(
+                    matches!(
+                        run(Framing::Json, input.as_bytes(), size),
+                        Err(TransformError::MessageTooLarge { limit: 64 })
+                    ),
+                    "{input:?} in chunks of {size}"
+                );
+            }
+        }
+        let short = format!("[{{\"a\":1}},{}{{\"b\":2}}]", " ".repeat(60));
+        every_chunking(Framing::Json, &short, &short);
+    }
+
+    /// Found by the `transform_stream` fuzz target: an SSE line of exactly the cap, ending in
+    /// `\r\n`, was refused when the chunks split the `\r` from the `\n`.
+    #[test]
+    fn an_sse_line_of_the_cap_passes_in_any_chunking() {
+        let line = format!(": {}\r\ndata: {{}}\r\n\r\n", "x".repeat(62));
+        every_chunking(Framing::Sse, &line, &line);
     }
 
     #[test]
