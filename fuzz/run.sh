@@ -3,6 +3,9 @@
 #
 #   fuzz/run.sh [seconds-per-target] [target...]
 #
+# FUZZ_SEED=<n> fixes libFuzzer's random seed, so that a run from the committed seeds explores
+# the same inputs every time (CI uses it: a short smoke run must not fail by chance).
+#
 # Seeds under fuzz/seeds/<target>/ are copied into fuzz/corpus/<target>/ (kept between runs,
 # ignored by git) first. Exits non-zero if any target found a crash, a hang or a leak; the
 # input is then in fuzz/artifacts/<target>/, and `cargo fuzz run <target> <file>` replays it.
@@ -13,7 +16,7 @@ seconds="${1:-30}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(query_roundtrip policy_where policy_post_body ip_chain)
+    targets=(query_roundtrip policy_where policy_post_body ip_chain transform_stream)
 fi
 
 # cargo-fuzz passes -Z flags (sanitizers, coverage instrumentation) that only a nightly
@@ -37,7 +40,7 @@ for target in "${targets[@]}"; do
     # -timeout: one input taking 10 s is a hang; -max_len: room past the 4 KiB where limit.
     if ! cargo fuzz run "$target" "corpus/$target" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
-        -print_final_stats=1; then
+        -print_final_stats=1 ${FUZZ_SEED:+-seed="$FUZZ_SEED"}; then
         failed+=("$target")
     fi
 done
