@@ -69,7 +69,9 @@ fn request<B: Default>() -> Request<B> {
     request
         .extensions_mut()
         .insert(PeerAddr(SocketAddr::from(([10, 0, 0, 1], 41000))));
-    request.extensions_mut().insert(columns::Tenant("acme".into()));
+    request
+        .extensions_mut()
+        .insert(columns::Tenant("acme".into()));
     request
 }
 
