@@ -28,7 +28,10 @@ fn through_layer<T: ShapeTransform>(layer: &BodyTransformLayer<T>, body: &Bytes)
     let upstream = tower::service_fn(move |_: Request<()>| {
         let response = Response::builder()
             .header("content-type", "application/json; charset=utf-8")
-            .body(support::Chunks::of(&body))
+            .body(tower_electric::testing::ChunkedBody::every(
+                body.clone(),
+                support::CHUNK,
+            ))
             .unwrap();
         async move { Ok::<_, Infallible>(response) }
     });

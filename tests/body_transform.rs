@@ -26,6 +26,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use tower::{Layer, ServiceExt};
 use tower_electric::rejection::Rejection;
+use tower_electric::testing::ChunkedBody;
 use tower_electric::transform::{
     each_body, each_message, BoxError, EachBody, JsonBody, Message, MessageTransform, Operation,
     RequestBodyTransformLayer, ShapeTransform, TransformError,
@@ -33,39 +34,6 @@ use tower_electric::transform::{
 use tower_electric::BodyTransformLayer;
 
 // ---- helpers -------------------------------------------------------------------------------
-
-/// A body that yields the given chunks, one frame each.
-#[derive(Debug, Clone)]
-struct Chunks(std::collections::VecDeque<Bytes>);
-
-impl Chunks {
-    fn new(chunks: impl IntoIterator<Item = Bytes>) -> Self {
-        Self(chunks.into_iter().collect())
-    }
-
-    fn split(body: &[u8], cuts: &[usize]) -> Self {
-        let mut chunks = Vec::new();
-        let mut start = 0;
-        for &cut in cuts {
-            chunks.push(Bytes::copy_from_slice(&body[start..cut]));
-            start = cut;
-        }
-        chunks.push(Bytes::copy_from_slice(&body[start..]));
-        Self::new(chunks)
-    }
-}
-
-impl Body for Chunks {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
-    }
-}
 
 /// A body fed frame by frame through a channel.
 struct ChannelBody(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
@@ -93,7 +61,7 @@ fn fixture(name: &str) -> Value {
 }
 
 /// The fixture's request and its response with the given body bytes.
-fn fixture_exchange(fixture: &Value, body: Bytes) -> (Request<Full<Bytes>>, Response<Chunks>) {
+fn fixture_exchange(fixture: &Value, body: Bytes) -> (Request<Full<Bytes>>, Response<ChunkedBody>) {
     let request = &fixture["request"];
     let uri = format!(
         "{}?{}",
@@ -112,7 +80,7 @@ fn fixture_exchange(fixture: &Value, body: Bytes) -> (Request<Full<Bytes>>, Resp
             builder = builder.header(name, value.as_str().unwrap());
         }
     }
-    (request, builder.body(Chunks::new([body])).unwrap())
+    (request, builder.body(ChunkedBody::new([body])).unwrap())
 }
 
 /// Answers `response` once, recording the request's headers.
@@ -270,7 +238,10 @@ async fn sse_fixture_passes_byte_for_byte() {
             .unwrap();
     let response = Response::builder()
         .header("content-type", "text/event-stream")
-        .body(Chunks::split(&stream, &[3, 50, 51, 200]))
+        .body(ChunkedBody::split(
+            Bytes::copy_from_slice(&stream),
+            &[3, 50, 51, 200],
+        ))
         .unwrap();
     let (_, out) = exchange(BodyTransformLayer::new(identity()), request, response).await;
     assert_eq!(body_of(out).await.unwrap(), stream);
@@ -338,7 +309,7 @@ async fn messages_can_be_dropped_and_the_array_stays_valid() {
     let request = Request::get("/v1/shape?table=items&offset=-1")
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let response = Response::new(Chunks::new([body]));
+    let response = Response::new(ChunkedBody::new([body]));
     let (_, out) = exchange(
         BodyTransformLayer::new(each_message(upper_and_drop)),
         request,
@@ -450,7 +421,7 @@ fn transform_in_chunks(body: &[u8], cuts: &[usize]) -> Bytes {
     let request = Request::get("/v1/shape?table=items&offset=-1")
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let response = Response::new(Chunks::split(body, cuts));
+    let response = Response::new(ChunkedBody::split(Bytes::copy_from_slice(body), cuts));
     async {
         let (_, out) = exchange(
             BodyTransformLayer::new(each_message(upper_and_drop)),
@@ -541,7 +512,10 @@ async fn transform_error(
     let request = Request::get("/v1/shape?table=items&offset=-1")
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let response = Response::new(Chunks::split(body.as_bytes(), &[body.len() / 2]));
+    let response = Response::new(ChunkedBody::split(
+        Bytes::copy_from_slice(body.as_bytes()),
+        &[body.len() / 2],
+    ));
     let (_, out) = exchange(layer, request, response).await;
     body_of(out).await.unwrap_err()
 }
@@ -618,7 +592,7 @@ async fn a_setup_error_is_a_502_that_leaks_nothing() {
     let request = Request::get("/v1/shape?table=items&offset=-1")
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let response = Response::new(Chunks::new([Bytes::from_static(b"[]")]));
+    let response = Response::new(ChunkedBody::new([Bytes::from_static(b"[]")]));
     let (_, out) = exchange(layer, request, response).await;
     assert_eq!(out.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(out.headers()["cache-control"], "no-store");
@@ -674,7 +648,7 @@ async fn conditional_requests_get_upstreams_304_untouched() {
     let response = Response::builder()
         .status(StatusCode::NOT_MODIFIED)
         .header("etag", "\"h:-1:0_inf\"")
-        .body(Chunks::new([]))
+        .body(ChunkedBody::new([]))
         .unwrap();
     let (forwarded, out) = exchange(
         BodyTransformLayer::new(each_message(uppercase)),
@@ -709,7 +683,7 @@ async fn errors_and_other_content_types_pass_untouched() {
         let response = Response::builder()
             .status(status)
             .header("content-type", content_type)
-            .body(Chunks::new([Bytes::from_static(body.as_bytes())]))
+            .body(ChunkedBody::new([Bytes::from_static(body.as_bytes())]))
             .unwrap();
         let (_, out) = exchange(
             BodyTransformLayer::new(each_message(uppercase)),
@@ -885,7 +859,7 @@ async fn encrypted_columns_round_trip_through_write_and_read_paths() {
     let response = || {
         Response::builder()
             .header("content-type", "application/json; charset=utf-8")
-            .body(Chunks::split(&body, &[10, 100, 101]))
+            .body(ChunkedBody::split(body.clone(), &[10, 100, 101]))
             .unwrap()
     };
     let request = |tenant| {

@@ -1,13 +1,9 @@
-//! Shared pieces of the transform benchmarks: a generated snapshot and a chunked body.
+//! Shared pieces of the transform benchmarks: a generated snapshot and the transform measured
+//! (bodies are cut with `tower_electric::testing::ChunkedBody`).
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http_body::{Body, Frame};
 use tower_electric::transform::{BoxError, Message};
 
 /// Electric writes shape logs in chunks of up to about this size.
@@ -48,35 +44,6 @@ pub(crate) fn snapshot(size: usize) -> Bytes {
 {"headers":{"control":"snapshot-end","xmin":"1000","xmax":"1050","xip_list":[]}}]"#,
     );
     body.freeze()
-}
-
-/// A body that yields its chunks, always ready.
-pub(crate) struct Chunks(pub(crate) VecDeque<Bytes>);
-
-impl Chunks {
-    /// `body` in slices of [`CHUNK`] bytes (no copy).
-    pub(crate) fn of(body: &Bytes) -> Self {
-        let mut chunks = VecDeque::new();
-        let mut start = 0;
-        while start < body.len() {
-            let end = (start + CHUNK).min(body.len());
-            chunks.push_back(body.slice(start..end));
-            start = end;
-        }
-        Self(chunks)
-    }
-}
-
-impl Body for Chunks {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
-    }
 }
 
 /// The per-value transform measured: ASCII upper-case of every value and old value.

@@ -93,6 +93,7 @@
 //! [`serve`]: ElectricStandIn::serve
 //! [`long_poll_hold`]: StandInBuilder::long_poll_hold
 
+mod chunked;
 mod eval;
 mod messages;
 mod server;
@@ -111,6 +112,7 @@ use tokio::sync::watch;
 use crate::protocol::LogOffset;
 use crate::secret::SecretString;
 
+pub use chunked::ChunkedBody;
 pub use server::StandInServer;
 pub use service::{ResponseFuture, StandInBody};
 pub use store::{Column, Row, StandInError, TableSchema};
