@@ -15,8 +15,8 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use sqlparser::ast::{
-    visit_expressions, BinaryOperator, Expr, ObjectName, ObjectNamePart, OrderByExpr, Query, Value,
-    Visit, Visitor,
+    visit_expressions, visit_expressions_mut, BinaryOperator, Expr, ObjectName, ObjectNamePart,
+    OrderByExpr, Query, Value, Visit, Visitor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -227,6 +227,20 @@ pub fn parse_expr(text: &str) -> Expr {
         Token::EOF,
         "forwarded {text:?} has text after the expression"
     );
+    same_strings(expr)
+}
+
+/// `expr` with every `E'...'` literal as a plain `'...'` one: the gateway sends a string
+/// holding a quote or a backslash as an escape string, the same text spelled another way.
+fn same_strings(mut expr: Expr) -> Expr {
+    let _ = visit_expressions_mut(&mut expr, |expr| {
+        if let Expr::Value(value) = expr {
+            if let Value::EscapedStringLiteral(text) = &value.value {
+                value.value = Value::SingleQuotedString(text.clone());
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
     expr
 }
 
