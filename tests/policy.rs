@@ -928,3 +928,91 @@ proptest! {
         prop_assert_eq!(upstream.params.last().map(String::as_str), Some("tenant-7"));
     }
 }
+
+/// One service, many requests: the where memo must give each request exactly what composing it
+/// afresh would, whatever the requests before it kept.
+#[tokio::test]
+async fn a_kept_where_serves_only_requests_with_the_same_inputs() {
+    // The admin tenant may see (and filter on) `internal_note`; the others may not. The
+    // auditor has another row filter.
+    let policy = policy_fn(|parts: &Parts, _: &ShapeRequest| {
+        let tenant = parts
+            .extensions
+            .get::<Principal>()
+            .map(|p| p.tenant.clone());
+        async move {
+            let tenant = tenant.ok_or_else(Rejection::unauthorized)?;
+            let mut columns = ids(&["id", "tenant_id", "title"]);
+            if tenant == "admin" {
+                columns.extend(ids(&["internal_note"]));
+            }
+            let filter = if tenant == "auditor" {
+                RowFilter::parse("tenant_id = $1 OR tenant_id IS NULL").unwrap()
+            } else {
+                RowFilter::parse("tenant_id = $1").unwrap()
+            };
+            Ok(ShapeDefinition::new(TableName::parse("items").unwrap())
+                .columns(columns)
+                .row_filter(&filter, [tenant])
+                .allow_client_where(true)
+                .allow_subsets(true))
+        }
+    });
+    let (service, log) = gateway(ShapeParamPolicyLayer::new(policy));
+    let send = |query: &str, tenant: &str| {
+        let service = service.clone();
+        let log = Arc::clone(&log);
+        let request = request(Method::GET, query, Some(tenant), "");
+        async move {
+            let response = service.oneshot(request).await.unwrap();
+            let status = response.status();
+            (status, log.lock().unwrap().pop())
+        }
+    };
+    let upstream = |recorded: Option<Recorded>| {
+        let uri: http::Uri = recorded.unwrap().uri.parse().unwrap();
+        ShapeRequest::parse(uri.query().unwrap()).unwrap()
+    };
+
+    let note = "table=items&offset=-1&where=internal_note+%3D+%27x%27";
+    let (status, forwarded) = send(note, "admin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        upstream(forwarded).where_clause.as_deref(),
+        Some("(internal_note = 'x') AND (tenant_id = $1)")
+    );
+    // The same text from a tenant who may not see the column: refused, not served from the memo.
+    let (status, forwarded) = send(note, "t1").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(forwarded.is_none());
+
+    let done = "table=items&offset=-1&where=id+%3D+1";
+    for (tenant, filter) in [
+        ("t1", "tenant_id = $1"),
+        ("auditor", "tenant_id = $1 OR tenant_id IS NULL"),
+        ("t2", "tenant_id = $1"),
+    ] {
+        let (status, forwarded) = send(done, tenant).await;
+        assert_eq!(status, StatusCode::OK);
+        let upstream = upstream(forwarded);
+        assert_eq!(
+            upstream.where_clause.as_deref(),
+            Some(format!("(id = 1) AND ({filter})").as_str())
+        );
+        // The clause is shared; the values are each principal's own.
+        assert_eq!(upstream.params, [tenant]);
+    }
+
+    // Same text, one more client param: the filter's placeholder moves.
+    let with_param = "table=items&offset=-1&where=id+%3D+%241&params[1]=5";
+    let (_, forwarded) = send(with_param, "t1").await;
+    let (_, forwarded_again) = send(with_param, "t2").await;
+    let (first, again) = (upstream(forwarded), upstream(forwarded_again));
+    assert_eq!(
+        first.where_clause.as_deref(),
+        Some("(id = $1) AND (tenant_id = $2)")
+    );
+    assert_eq!(first.where_clause, again.where_clause);
+    assert_eq!(first.params, ["5", "t1"]);
+    assert_eq!(again.params, ["5", "t2"]);
+}

@@ -97,9 +97,11 @@ const POLICY_SQL_LIMITS: SqlLimits = SqlLimits {
 /// Unlike a client's where, it may use any column (hidden ones included) and any construct
 /// Electric accepts, subqueries included: it is the server's text. Its values are only ever
 /// sent as `params[n]`, never pasted into the SQL.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct RowFilter {
     expr: Arc<SqlExpr>,
+    /// The expression as sent upstream, rendered and read back once, at build time.
+    sql: Arc<str>,
     param_count: usize,
 }
 
@@ -111,13 +113,14 @@ impl RowFilter {
         let expr = SqlExpr::parse(text, POLICY_SQL_LIMITS).map_err(|e| invalid(e.to_string()))?;
         let used = expr.placeholders().map_err(|e| invalid(e.to_string()))?;
         // Refused here, at build time, rather than on every request.
-        expr.to_sql().map_err(|e| invalid(e.to_string()))?;
+        let sql = expr.to_sql().map_err(|e| invalid(e.to_string()))?;
         let param_count = used.len();
         if used.iter().copied().ne(1..=param_count) {
             return Err(invalid("placeholders must be $1..$n without gaps".into()));
         }
         Ok(Self {
             expr: Arc::new(expr),
+            sql: sql.into(),
             param_count,
         })
     }
@@ -130,7 +133,22 @@ impl RowFilter {
     pub(crate) fn expr(&self) -> &SqlExpr {
         &self.expr
     }
+
+    /// The filter as sent upstream when no client `where` shifts its placeholders.
+    pub(crate) fn sql(&self) -> &str {
+        &self.sql
+    }
 }
+
+/// Two filters are equal when their rendered text is: the text was read back into the same
+/// tree at build time, so equal texts are equal trees.
+impl PartialEq for RowFilter {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.expr, &other.expr) || self.sql == other.sql
+    }
+}
+
+impl Eq for RowFilter {}
 
 impl fmt::Debug for RowFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -22,6 +22,7 @@ use super::body::RequestBody;
 use super::cache::{make_cache_safe, CacheSafety};
 use super::decision::Policy;
 use super::future::ResponseFuture;
+use super::memo::{WhereMemo, DEFAULT_WHERE_MEMO_CAPACITY};
 use super::rebuild::{rebuild, subset_from_body, subset_to_body};
 
 /// The largest subset `POST` body read by default, in bytes.
@@ -38,6 +39,7 @@ struct Config {
     sql_limits: SqlLimits,
     cache_safety: CacheSafety,
     vary_on: Vec<HeaderName>,
+    where_memo: Arc<WhereMemo>,
 }
 
 /// Decides, with a [`Policy`], which shape a client may see, and rebuilds the upstream request
@@ -56,6 +58,7 @@ impl fmt::Debug for ShapeParamPolicyLayer {
             .field("sql_limits", &self.config.sql_limits)
             .field("cache_safety", &self.config.cache_safety)
             .field("vary_on", &self.config.vary_on)
+            .field("where_memo", &self.config.where_memo)
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +75,7 @@ impl ShapeParamPolicyLayer {
                 sql_limits: SqlLimits::default(),
                 cache_safety: CacheSafety::default(),
                 vary_on: vec![AUTHORIZATION, COOKIE],
+                where_memo: Arc::new(WhereMemo::new(DEFAULT_WHERE_MEMO_CAPACITY)),
             },
         }
     }
@@ -104,6 +108,20 @@ impl ShapeParamPolicyLayer {
     /// responses that depend on the principal (default: `authorization`, `cookie`).
     pub fn vary_on(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
         self.config.vary_on = headers.into_iter().collect();
+        self
+    }
+
+    /// How many composed `where` clauses to keep (default
+    /// [`DEFAULT_WHERE_MEMO_CAPACITY`]; `0` keeps none).
+    ///
+    /// Clients repeat their shape's `where` on every request, and checking and composing it is
+    /// most of this layer's work. The composed text depends only on the client's text, its
+    /// number of params, the visible columns, the row filter's text and the SQL limits (never
+    /// on the row filter's values, which are sent as params), and the memo is keyed on all of
+    /// them, so a kept clause is exactly the one that would be composed again. Texts over 4 KiB
+    /// are not kept; a full memo is emptied.
+    pub fn where_memo_capacity(mut self, capacity: usize) -> Self {
+        self.config.where_memo = Arc::new(WhereMemo::new(capacity));
         self
     }
 }
@@ -229,7 +247,7 @@ where
         return Err(Rejection::forbidden()
             .with_field_error("subset", "subsets are not allowed for this shape"));
     }
-    let mut upstream = rebuild(&client, &definition, config.sql_limits)?;
+    let mut upstream = rebuild(&client, &definition, config.sql_limits, &config.where_memo)?;
     tracing::debug!(
         table = %definition.table,
         client_where = client.where_clause.is_some(),

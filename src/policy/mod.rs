@@ -147,6 +147,7 @@ mod cache;
 mod decision;
 mod future;
 mod layer;
+mod memo;
 mod rebuild;
 mod rules;
 
@@ -155,4 +156,5 @@ pub use cache::CacheSafety;
 pub use decision::{policy_fn, DecisionFuture, Policy, PolicyFn, RowFilter, ShapeDefinition};
 pub use future::ResponseFuture;
 pub use layer::{ShapeParamPolicy, ShapeParamPolicyLayer, DEFAULT_MAX_BODY_LEN};
+pub use memo::DEFAULT_WHERE_MEMO_CAPACITY;
 pub use rules::{PolicyError, ShapePolicy, ShapePolicyBuilder, TablePolicy};

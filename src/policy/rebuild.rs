@@ -8,7 +8,8 @@ use crate::protocol::{
 };
 use crate::rejection::Rejection;
 
-use super::decision::ShapeDefinition;
+use super::decision::{RowFilter, ShapeDefinition};
+use super::memo::{WhereInputs, WhereMemo};
 
 /// A refusal naming the rule that was broken, never the policy's values.
 fn forbidden(field: &'static str, reason: impl Into<String>) -> Rejection {
@@ -51,6 +52,64 @@ fn client_expr(
     Ok(expr)
 }
 
+/// A client's where (or subset where) with what it is checked against.
+#[derive(Clone, Copy)]
+struct ClientWhere<'a> {
+    /// The names of the where and params fields, for refusals.
+    fields: (&'static str, &'static str),
+    text: Option<&'a str>,
+    param_count: usize,
+    visible: Option<&'a [Identifier]>,
+    limits: SqlLimits,
+}
+
+/// The where sent upstream: the client's, checked, ANDed with `filter` as a tree, rendered and
+/// read back (through `memo`, which keeps the text for the next request with the same inputs).
+/// The filter's placeholders follow the client's.
+fn compose_where(
+    memo: &WhereMemo,
+    client: ClientWhere<'_>,
+    filter: Option<&RowFilter>,
+) -> Result<Option<String>, Rejection> {
+    let (where_field, params_field) = client.fields;
+    let Some(text) = client.text else {
+        if client.param_count > 0 {
+            // Also keeps the filter's `$1` from meaning a client's value.
+            return Err(invalid(params_field, "given without where"));
+        }
+        // No placeholder moves: the filter's own text, read back when it was built.
+        return Ok(filter.map(|filter| filter.sql().to_owned()));
+    };
+    let inputs = WhereInputs {
+        client: text,
+        param_count: client.param_count,
+        visible: client.visible,
+        filter,
+        limits: client.limits,
+    };
+    let composed = memo.get_or_compose(inputs, || {
+        let checked = client_expr(
+            where_field,
+            text,
+            client.visible,
+            client.param_count,
+            client.limits,
+        )?;
+        let composed = match filter {
+            Some(filter) => {
+                let mut policy = filter.expr().clone();
+                policy.shift_placeholders(client.param_count);
+                checked.and(policy)
+            }
+            None => checked,
+        };
+        composed
+            .to_sql()
+            .map_err(|error| sql_rejection(where_field, &error))
+    })?;
+    Ok(Some(composed.to_string()))
+}
+
 /// Builds the upstream request: the protocol params of `client` that `definition` allows, plus
 /// the definition's table, columns, where (client's ANDed with the row filter) and params.
 /// Everything else the client sent (extras, credentials, `queryable_columns`, structured subset
@@ -59,6 +118,7 @@ pub(crate) fn rebuild(
     client: &ShapeRequest,
     definition: &ShapeDefinition,
     limits: SqlLimits,
+    memo: &WhereMemo,
 ) -> Result<ShapeRequest, Rejection> {
     let visible = definition.columns.as_deref();
     let mut upstream = ShapeRequest {
@@ -114,56 +174,40 @@ pub(crate) fn rebuild(
         (None, visible) => visible.map(<[Identifier]>::to_vec),
     };
 
-    let client_where = match &client.where_clause {
-        None if !client.params.is_empty() => {
-            return Err(invalid("params", "given without where"));
-        }
-        None => None,
-        Some(_) if !definition.client_where => {
-            return Err(forbidden(
-                "where",
-                "a client where is not allowed for this shape",
-            ));
-        }
-        Some(text) => Some(client_expr(
+    if client.where_clause.is_some() && !definition.client_where {
+        return Err(forbidden(
             "where",
-            text,
-            visible,
-            client.params.len(),
-            limits,
-        )?),
-    };
-    let (where_expr, params) = match &definition.row_filter {
-        Some(bound) => {
-            if bound.params.len() != bound.filter.param_count() {
-                tracing::error!(
-                    table = %definition.table,
-                    expected = bound.filter.param_count(),
-                    given = bound.params.len(),
-                    "row filter given the wrong number of values; refusing"
-                );
-                return Err(
-                    Rejection::forbidden().with_message("the shape policy could not be applied")
-                );
-            }
-            // The client's values keep their numbers; the policy's follow them.
-            let mut policy = bound.filter.expr().clone();
-            policy.shift_placeholders(client.params.len());
-            let mut params = client.params.clone();
-            params.extend(bound.params.iter().cloned());
-            let composed = match client_where {
-                Some(client_where) => client_where.and(policy),
-                None => policy,
-            };
-            (Some(composed), params)
+            "a client where is not allowed for this shape",
+        ));
+    }
+    let filter = match &definition.row_filter {
+        Some(bound) if bound.params.len() != bound.filter.param_count() => {
+            tracing::error!(
+                table = %definition.table,
+                expected = bound.filter.param_count(),
+                given = bound.params.len(),
+                "row filter given the wrong number of values; refusing"
+            );
+            return Err(
+                Rejection::forbidden().with_message("the shape policy could not be applied")
+            );
         }
-        None => (client_where, client.params.clone()),
+        Some(bound) => Some(bound),
+        None => None,
     };
-    upstream.where_clause = where_expr
-        .map(|expr| expr.to_sql())
-        .transpose()
-        .map_err(|error| sql_rejection("where", &error))?;
-    upstream.params = params;
+    let inputs = ClientWhere {
+        fields: ("where", "params"),
+        text: client.where_clause.as_deref(),
+        param_count: client.params.len(),
+        visible,
+        limits,
+    };
+    upstream.where_clause = compose_where(memo, inputs, filter.map(|bound| &bound.filter))?;
+    // The client's values keep their numbers; the policy's follow them.
+    upstream.params = client.params.clone();
+    if let Some(bound) = filter {
+        upstream.params.extend(bound.params.iter().cloned());
+    }
 
     if client.subset.is_present() {
         if !definition.subsets {
@@ -172,7 +216,7 @@ pub(crate) fn rebuild(
                 "subsets are not allowed for this shape",
             ));
         }
-        upstream.subset = rebuild_subset(&client.subset, visible, limits)?;
+        upstream.subset = rebuild_subset(&client.subset, visible, limits, memo)?;
     }
     if definition.subsets {
         upstream.queryable_columns = visible.map(<[Identifier]>::to_vec);
@@ -185,6 +229,7 @@ fn rebuild_subset(
     subset: &SubsetParams,
     visible: Option<&[Identifier]>,
     limits: SqlLimits,
+    memo: &WhereMemo,
 ) -> Result<SubsetParams, Rejection> {
     // Structured expressions are not checked here; the text forms are, and only they go on.
     if subset.where_expr.is_some() && subset.where_clause.is_none() {
@@ -199,18 +244,15 @@ fn rebuild_subset(
             "is not supported here; send subset__order_by",
         ));
     }
-    let param_count = subset.params.as_ref().map_or(0, Vec::len);
-    let where_clause = match &subset.where_clause {
-        None if param_count > 0 => return Err(invalid("subset__params", "given without where")),
-        None => None,
-        Some(text) => {
-            let expr = client_expr("subset__where", text, visible, param_count, limits)?;
-            Some(
-                expr.to_sql()
-                    .map_err(|error| sql_rejection("subset__where", &error))?,
-            )
-        }
+    let inputs = ClientWhere {
+        fields: ("subset__where", "subset__params"),
+        text: subset.where_clause.as_deref(),
+        param_count: subset.params.as_ref().map_or(0, Vec::len),
+        visible,
+        limits,
     };
+    // Electric ANDs the subset's where with the shape's, row filter included.
+    let where_clause = compose_where(memo, inputs, None)?;
     let order_by = match &subset.order_by {
         None => None,
         Some(text) => {
@@ -332,6 +374,7 @@ mod tests {
             &ShapeRequest::parse(query).unwrap(),
             &definition(),
             SqlLimits::default(),
+            &WhereMemo::new(0),
         )
     }
 
