@@ -1,8 +1,10 @@
 //! CPU per request of each layer, through `oneshot` on a trivial inner service (no network):
 //! `IpAllowLayer` resolving a client behind a forwarding chain, `ApiTokenLayer` injecting the
 //! secret, `ShapeParamPolicyLayer` with a client `where` (parse, composition with the row
-//! filter, rebuild), and the whole `/v1/shape` stack of the example gateway with a small shape
-//! log transformed on the way back. `inner_only` is the floor every figure includes.
+//! filter, rebuild: as every request after a client's first, with its composed where kept by
+//! the memo, and with the memo off, as a first request), and the whole `/v1/shape` stack of the
+//! example gateway with a small shape log transformed on the way back. `inner_only` is the
+//! floor every figure includes.
 //!
 //! `cargo bench --bench layers -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -147,6 +149,13 @@ fn bench(c: &mut Criterion) {
         .service(electric::<_>());
     group.bench_function("shape_policy_client_where", |b| {
         b.iter(|| call::<_, Empty<Bytes>, _>(&shape))
+    });
+    // The first request of a where: parsed, checked, composed, rendered and read back.
+    let unmemoized = ServiceBuilder::new()
+        .layer(policy().where_memo_capacity(0))
+        .service(electric::<_>());
+    group.bench_function("shape_policy_client_where_unmemoized", |b| {
+        b.iter(|| call::<_, Empty<Bytes>, _>(&unmemoized))
     });
 
     let transform = ServiceBuilder::new()
