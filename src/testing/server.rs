@@ -49,8 +49,12 @@ async fn accept(
                         let mut standin = standin.clone();
                         standin.call(request)
                     });
+                    let mut builder = auto::Builder::new(TokioExecutor::new());
+                    // hyper's default of 200 streams would hold back the 201st long-poll of a
+                    // gateway that multiplexes them all over one h2c connection.
+                    builder.http2().max_concurrent_streams(None);
                     // A connection error ends that connection only.
-                    let _ = auto::Builder::new(TokioExecutor::new())
+                    let _ = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
