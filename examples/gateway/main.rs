@@ -31,8 +31,18 @@ mod app;
 mod columns;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use axum::serve::ListenerExt;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tower_electric::ip::IpLists;
 use tower_electric::testing::ElectricStandIn;
 use tower_electric::token::{InjectSecret, RequireToken};
@@ -95,10 +105,6 @@ async fn main() -> Result<(), BoxError> {
 
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
-    // Shape responses and SSE frames are small writes: send them without waiting for acks.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let mut demo: Vec<_> = tokens
         .iter()
         .map(|(t, tenant)| format!("{t} → {tenant}"))
@@ -115,12 +121,82 @@ async fn main() -> Result<(), BoxError> {
         println!("  curl -i 'http://{local}/api/items' -H 'Authorization: Bearer alice-token' -H 'content-type: application/json' -d '{{\"id\": 10, \"title\": \"Written through the gateway\"}}'");
     }
 
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    serve(listener, router).await;
     Ok(())
+}
+
+/// Serves `router` over HTTP/1.1 until Ctrl-C or SIGTERM, then waits for the open requests
+/// (a held long-poll ends within Electric's 20 s).
+///
+/// Not `axum::serve`: it reads the first bytes of every connection to detect HTTP/2 before
+/// hyper sees them, and hyper's read buffer then grows from 8 to 16 KiB on every connection, a
+/// cost each held long-poll pays. Browsers reach a gateway through TLS terminated in front of
+/// it, so plain HTTP/1.1 is all this one serves. Headers must arrive within 30 s (slow-loris).
+async fn serve(listener: TcpListener, router: Router) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors, most likely: wait for some to be released.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Shape responses and SSE frames are small writes: send them without waiting for acks.
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let connection = graceful
+            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    println!(
+        "Shutting down: waiting for {} open connections",
+        graceful.count()
+    );
+    graceful.shutdown().await;
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }
 
 fn env_or(name: &str, default: &str) -> String {
