@@ -8,6 +8,9 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+mod reader;
+pub(crate) use reader::read_prefix;
+
 /// The operation of a change message (`headers.operation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -381,7 +384,8 @@ fn skip_string(bytes: &[u8], at: usize) -> Option<usize> {
 enum Field<'a> {
     Value,
     OldValue,
-    Other(Cow<'a, str>, &'a RawValue),
+    /// A member passed on as it came: its name and its raw JSON text.
+    Other(Cow<'a, str>, &'a str),
 }
 
 /// A change message, handed to a [`MessageTransform`](super::MessageTransform).
@@ -392,7 +396,8 @@ pub struct Message<'a> {
     fields: Vec<Field<'a>>,
     value: Option<Row<'a>>,
     old_value: Option<Row<'a>>,
-    key: Option<&'a RawValue>,
+    /// The raw JSON text of `key`.
+    key: Option<&'a str>,
     operation: Option<Operation>,
     relation: Option<(Cow<'a, str>, Cow<'a, str>)>,
     shape_table: Option<Relation<'a>>,
@@ -428,7 +433,7 @@ impl<'a> Message<'a> {
     /// The row's key (`"public"."items"/"1"`), if the message has one.
     pub fn key(&self) -> Option<Cow<'a, str>> {
         let raw = self.key?;
-        serde_json::from_str::<Text<'a>>(raw.get())
+        serde_json::from_str::<Text<'a>>(raw)
             .ok()
             .map(|Text(key)| key)
     }
@@ -487,7 +492,7 @@ impl<'a> Message<'a> {
                 Field::Other(name, raw) => {
                     write_str(out, name)?;
                     out.push(b':');
-                    out.extend_from_slice(raw.get().as_bytes());
+                    out.extend_from_slice(raw.as_bytes());
                     continue;
                 }
             };
@@ -517,7 +522,10 @@ pub(crate) fn parse<'a>(
     // UTF-8 checked once for the whole message is cheaper than string by string; a message
     // that is not UTF-8 is read byte-wise as ever, so that its error stays the same.
     match std::str::from_utf8(bytes) {
-        Ok(text) => parse_from(serde_json::Deserializer::from_str(text), shape_table),
+        Ok(text) => match reader::read_whole(text, shape_table) {
+            Some(parsed) => Ok(parsed),
+            None => parse_from(serde_json::Deserializer::from_str(text), shape_table),
+        },
         Err(_) => parse_from(serde_json::Deserializer::from_slice(bytes), shape_table),
     }
 }
@@ -558,9 +566,9 @@ fn parse_from<'a, R: serde_json::de::Read<'a>>(
                         return Err(de::Error::custom("duplicate row member"));
                     }
                     _ => {
-                        let raw = map.next_value::<&'de RawValue>()?;
+                        let raw = map.next_value::<&'de RawValue>()?.get();
                         if name == "headers" {
-                            let facts = HeaderFacts::read(raw.get()).map_err(de::Error::custom)?;
+                            let facts = HeaderFacts::read(raw).map_err(de::Error::custom)?;
                             control = facts.control;
                             message.operation = facts.operation;
                             message.relation = facts.relation;
