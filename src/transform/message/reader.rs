@@ -351,3 +351,198 @@ impl<'a> Reader<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::parse_from;
+    use super::*;
+
+    /// Everything a message holds, to compare two readings.
+    fn summary(parsed: &Parsed<'_>) -> String {
+        match parsed {
+            Parsed::Control => "control".to_owned(),
+            Parsed::Change(message) => {
+                let fields: Vec<String> = message
+                    .fields
+                    .iter()
+                    .map(|field| match field {
+                        Field::Value => "value".to_owned(),
+                        Field::OldValue => "old_value".to_owned(),
+                        Field::Other(name, raw) => format!("{name}={raw}"),
+                    })
+                    .collect();
+                format!(
+                    "{fields:?} {:?} {:?} {:?} {:?} {:?}",
+                    message.value,
+                    message.old_value,
+                    message.key,
+                    message.operation,
+                    message.relation
+                )
+            }
+        }
+    }
+
+    fn by_serde(text: &str) -> Result<String, serde_json::Error> {
+        parse_from(serde_json::Deserializer::from_str(text), None).map(|parsed| summary(&parsed))
+    }
+
+    /// The reader either leaves `text` to serde or reads it exactly as serde does, alone and
+    /// as the prefix of more messages.
+    fn agrees_with_serde(text: &str) {
+        let serde = by_serde(text);
+        if let Some(parsed) = read_whole(text, None) {
+            assert_eq!(
+                Some(summary(&parsed)),
+                serde.as_ref().ok().cloned(),
+                "{text:?}"
+            );
+        }
+        // Followed by more, it reads the first message, as serde reads that alone.
+        let followed = format!("{text},{{\"a\":");
+        if let Some((parsed, len)) = read_prefix(&followed, None) {
+            let first = by_serde(followed.get(..len).unwrap()).ok();
+            assert_eq!(Some(summary(&parsed)), first, "{text:?}");
+            if serde.is_ok() {
+                assert_eq!(len, text.trim_end().len(), "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn electric_messages_are_read_in_one_pass() {
+        for text in [
+            r#"{"headers":{"operation":"insert","relation":["public","items"]},"key":"\"public\".\"items\"/\"1\"","value":{"id":"1","note":"a\"b\\c\/d\n\t","gone":null}}"#,
+            r#"{"headers":{"operation":"update","relation":["public","items"],"txids":[1,2],"lsn":"9","op_position":0,"last":true},"key":"k","value":{"id":"1"},"old_value":{"id":"0"}}"#,
+            r#" { "value" : { } , "headers" : { } } "#,
+            "{}",
+        ] {
+            assert!(read_whole(text, None).is_some(), "{text}");
+            agrees_with_serde(text);
+        }
+    }
+
+    #[test]
+    fn other_forms_are_left_to_serde() {
+        for text in [
+            r#"{"headers":{"control":"up-to-date","global_last_seen_lsn":"1"}}"#,
+            r#"{"v\u0061lue":{}}"#,
+            r#"{"value":{"a":"\u0041"}}"#,
+            r#"{"value":{},"value":{}}"#,
+            r#"{"headers":{},"headers":{}}"#,
+            r#"{"headers":{"operation":null}}"#,
+            r#"{"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"#,
+            r#"{"value":{"a":1}}"#,
+            r#"{"value":null}"#,
+            r#"{"x":01}"#,
+            r#"{"x":1.}"#,
+            r#"{"x":1e}"#,
+            r#"{"x":-}"#,
+            r#"{"x":tru}"#,
+            r#"{"x":[1,]}"#,
+            r#"{"x":{"a":1,}}"#,
+            r#"{"x":1,}"#,
+            r#"{"x":"\x"}"#,
+            r#"{"x":"\u00g1"}"#,
+            "{\"x\":\"\u{1}\"}",
+            r#"{"x":1} x"#,
+            r#"{"x":1"#,
+            "[]",
+        ] {
+            assert!(read_whole(text, None).is_none(), "{text}");
+            agrees_with_serde(text);
+        }
+    }
+
+    /// Mostly strings the reader takes on, some it leaves to serde or that are not JSON.
+    fn json_string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "\"([a-z é😀,:{}\\[\\]]|\\\\[\"\\\\/bfnrt])*\"",
+            1 => "\"([a-z é😀,:{}\\[\\]]|\\\\[\"\\\\/bfnrtx]|\\\\u00[0-9a-fA-F]{2}|\u{1})*\"",
+        ]
+    }
+
+    fn json_value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            "-?(0|[1-9][0-9]{0,3})(\\.[0-9]{1,3})?([eE][+-]?[0-9]{1,2})?",
+            json_string(),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|items| format!("[{}]", items.join(","))),
+                proptest::collection::vec((json_string(), inner), 0..4).prop_map(|members| {
+                    let members: Vec<String> = members
+                        .into_iter()
+                        .map(|(name, value)| format!("{name}: {value}"))
+                        .collect();
+                    format!("{{ {} }}", members.join(" ,"))
+                }),
+            ]
+        })
+    }
+
+    fn row() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            (
+                json_string(),
+                prop_oneof![json_string(), Just("null".to_owned())],
+            ),
+            0..4,
+        )
+        .prop_map(|columns| {
+            let columns: Vec<String> = columns
+                .into_iter()
+                .map(|(name, value)| format!("{name}:{value}"))
+                .collect();
+            format!("{{{}}}", columns.join(","))
+        })
+    }
+
+    fn message() -> impl Strategy<Value = String> {
+        let headers = prop_oneof![
+            Just(r#"{"operation":"insert","relation":["public","items"]}"#.to_owned()),
+            Just(r#"{"control":"up-to-date"}"#.to_owned()),
+            json_value(),
+        ];
+        let member = prop_oneof![
+            headers.prop_map(|value| format!("\"headers\":{value}")),
+            row().prop_map(|value| format!("\"value\":{value}")),
+            row().prop_map(|value| format!("\"old_value\":{value}")),
+            json_string().prop_map(|value| format!("\"key\":{value}")),
+            (json_string(), json_value()).prop_map(|(name, value)| format!("{name}:{value}")),
+        ];
+        proptest::collection::vec(member, 0..5)
+            .prop_map(|members| format!("{{{}}}", members.join(",")))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_message_is_read_as_serde_reads_it(text in message()) {
+            agrees_with_serde(&text);
+        }
+
+        #[test]
+        fn any_damaged_message_is_read_as_serde_reads_it(
+            text in message(),
+            at in any::<proptest::sample::Index>(),
+            damage in prop_oneof![Just(""), Just("\""), Just("\\"), Just(","), Just("}"), Just("]"), Just("0"), Just(" ")],
+            cut in any::<bool>(),
+        ) {
+            let mut at = at.index(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let (head, tail) = text.split_at(at);
+            let tail = if cut { tail.get(1..).unwrap_or(tail) } else { tail };
+            let tail = if tail.is_char_boundary(0) { tail } else { "" };
+            agrees_with_serde(&format!("{head}{damage}{tail}"));
+        }
+    }
+}
