@@ -169,19 +169,44 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Writes `text` as a JSON string, byte for byte as `serde_json` writes it; most values need
-/// no escape, and those are copied whole instead of checked and written piece by piece.
+/// Writes `text` as a JSON string, byte for byte as `serde_json` writes it: most values need
+/// no escape, and the pieces between escapes are copied whole.
 fn write_str(out: &mut Vec<u8>, text: &str) -> Result<(), serde_json::Error> {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     // No early exit: the whole check vectorises, and values are short.
-    let needs_escape = text.bytes().fold(false, |escape, byte| {
+    let needs_escape = bytes.iter().fold(false, |escape, &byte| {
         escape | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
     });
-    if needs_escape {
-        return serde_json::to_writer(out, text);
+    if !needs_escape {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return Ok(());
     }
-    out.reserve(text.len() + 2);
-    out.push(b'"');
-    out.extend_from_slice(text.as_bytes());
+    let mut from = 0;
+    while let Some(at) = reader::string_special(bytes, from) {
+        out.extend_from_slice(bytes.get(from..at).unwrap_or_default());
+        let byte = bytes.get(at).copied().unwrap_or_default();
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                let hex = |nibble: u8| HEX_DIGITS.get(usize::from(nibble)).copied();
+                out.extend_from_slice(b"\\u00");
+                out.extend(hex(byte >> 4));
+                out.extend(hex(byte & 0xf));
+            }
+        }
+        from = at + 1;
+    }
+    out.extend_from_slice(bytes.get(from..).unwrap_or_default());
     out.push(b'"');
     Ok(())
 }
@@ -797,6 +822,8 @@ mod tests {
             "\u{1}\u{1f}",
             "ü€😀",
             "\u{7f}/",
+            "\u{0}\u{8}\u{c}\n\r\t\u{b}\u{1b}",
+            "x\"\\\"\\y",
         ] {
             let mut out = Vec::new();
             write_str(&mut out, text).unwrap();
@@ -807,7 +834,7 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         #[test]
-        fn any_string_is_written_as_serde_json_writes_it(text in ".*") {
+        fn any_string_is_written_as_serde_json_writes_it(text in "(?s)(.|[\"\\\\\\x00-\\x1f])*") {
             let mut out = Vec::new();
             write_str(&mut out, &text).unwrap();
             proptest::prop_assert_eq!(out, serde_json::to_vec(&text).unwrap());

@@ -23,6 +23,9 @@ use super::TransformError;
 /// of their own, so a transformed chunk becomes a few frames, not one per separator.
 const SMALL_COPY: usize = 4096;
 
+/// The owned buffer grows in blocks of this size, each shared by the frames cut from it.
+const OWNED_BLOCK: usize = 64 * 1024;
+
 /// What the message callback did with one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -122,8 +125,7 @@ impl Output {
         }
         if !self.owned.is_empty() {
             if end - start < SMALL_COPY {
-                self.owned
-                    .extend_from_slice(chunk.get(start..end).unwrap_or_default());
+                self.append(chunk.get(start..end).unwrap_or_default());
                 return;
             }
             self.frames.push_back(self.owned.split().freeze());
@@ -146,11 +148,22 @@ impl Output {
         if let Some((start, end)) = self.pending {
             if end - start < SMALL_COPY {
                 self.pending = None;
-                self.owned
-                    .extend_from_slice(chunk.get(start..end).unwrap_or_default());
+                self.append(chunk.get(start..end).unwrap_or_default());
             } else {
                 self.flush_pending(chunk);
             }
+        }
+        self.append(bytes);
+    }
+
+    /// Appends to the owned buffer without moving what it holds: when its block is full,
+    /// that becomes a frame and a new block is started (growing in place would copy it).
+    fn append(&mut self, bytes: &[u8]) {
+        if self.owned.capacity() - self.owned.len() < bytes.len() {
+            if !self.owned.is_empty() {
+                self.frames.push_back(self.owned.split().freeze());
+            }
+            self.owned.reserve(bytes.len().max(OWNED_BLOCK));
         }
         self.owned.extend_from_slice(bytes);
     }

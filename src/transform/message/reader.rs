@@ -66,7 +66,7 @@ const fn bytes_below(word: u64, limit: u8) -> u64 {
 }
 
 /// The index of the first `"`, `\` or control character at or after `at`, if any.
-fn string_special(bytes: &[u8], mut at: usize) -> Option<usize> {
+pub(super) fn string_special(bytes: &[u8], mut at: usize) -> Option<usize> {
     while let Some(word) = bytes.get(at..at + 8) {
         let word = u64::from_le_bytes(word.try_into().ok()?);
         let found = bytes_below(word ^ splat(b'"'), 1)
@@ -107,19 +107,19 @@ impl<'a> Reader<'a> {
     }
 
     /// After an opening quote: reads to the closing one, checking escapes as serde does.
-    /// Returns the contents' span and whether they hold an escape.
-    fn string(&mut self) -> Option<(usize, usize, bool)> {
+    /// Returns the contents' span and where their first escape is, if they have one.
+    fn string(&mut self) -> Option<(usize, usize, Option<usize>)> {
         let start = self.at;
-        let mut escaped = false;
+        let mut first_escape = None;
         loop {
             let at = string_special(self.bytes, self.at)?;
             match *self.bytes.get(at)? {
                 b'"' => {
                     self.at = at + 1;
-                    return Some((start, at, escaped));
+                    return Some((start, at, first_escape));
                 }
                 b'\\' => {
-                    escaped = true;
+                    first_escape = first_escape.or(Some(at));
                     self.at = at
                         + match *self.bytes.get(at + 1)? {
                             b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
@@ -142,17 +142,16 @@ impl<'a> Reader<'a> {
     /// After an opening quote: the string's text, borrowed unless it has escapes. A `\u`
     /// escape is left to serde (surrogates).
     fn text(&mut self) -> Option<Cow<'a, str>> {
-        let (start, end, escaped) = self.string()?;
-        let contents = self.text.get(start..end)?;
-        if !escaped {
-            return Some(Cow::Borrowed(contents));
-        }
-        let mut text = String::with_capacity(contents.len());
-        let mut rest = contents;
-        while let Some(slash) = rest.find('\\') {
-            text.push_str(rest.get(..slash)?);
-            let escape = rest.as_bytes().get(slash + 1)?;
-            text.push(match escape {
+        let (start, end, first_escape) = self.string()?;
+        let Some(mut escape) = first_escape else {
+            return Some(Cow::Borrowed(self.text.get(start..end)?));
+        };
+        // Escapes are ASCII, so every piece between them is whole characters.
+        let mut text = String::with_capacity(end - start);
+        let mut from = start;
+        loop {
+            text.push_str(self.text.get(from..escape)?);
+            text.push(match *self.bytes.get(escape + 1)? {
                 b'"' => '"',
                 b'\\' => '\\',
                 b'/' => '/',
@@ -163,19 +162,27 @@ impl<'a> Reader<'a> {
                 b't' => '\t',
                 _ => return None,
             });
-            rest = rest.get(slash + 2..)?;
+            from = escape + 2;
+            match self
+                .bytes
+                .get(from..end)?
+                .iter()
+                .position(|&byte| byte == b'\\')
+            {
+                Some(offset) => escape = from + offset,
+                None => break,
+            }
         }
-        text.push_str(rest);
+        text.push_str(self.text.get(from..end)?);
         Some(Cow::Owned(text))
     }
 
     /// After an opening quote: a member name without escapes.
     fn name(&mut self) -> Option<&'a str> {
-        let (start, end, escaped) = self.string()?;
-        if escaped {
-            return None;
+        match self.string()? {
+            (start, end, None) => self.text.get(start..end),
+            _ => None,
         }
-        self.text.get(start..end)
     }
 
     /// Skips the JSON value at the cursor, checking it as serde does.
@@ -189,8 +196,8 @@ impl<'a> Reader<'a> {
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'-' | b'0'..=b'9' => self.number(),
-            b'[' => self.container(depth, b']', |reader| reader.skip_value(depth + 1)),
-            b'{' => self.container(depth, b'}', |reader| {
+            b'[' => self.container(depth, *b"[]", |reader| reader.skip_value(depth + 1)),
+            b'{' => self.container(depth, *b"{}", |reader| {
                 reader.eat(b'"')?;
                 reader.string()?;
                 reader.whitespace();
@@ -202,17 +209,17 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// An array or object at the cursor, each element read by `element`.
+    /// The array or object opened by `open` at the cursor, each element read by `element`.
     fn container(
         &mut self,
         depth: u32,
-        close: u8,
+        [open, close]: [u8; 2],
         mut element: impl FnMut(&mut Self) -> Option<()>,
     ) -> Option<()> {
         if depth >= MAX_DEPTH {
             return None;
         }
-        self.at += 1;
+        self.eat(open)?;
         self.whitespace();
         if self.eat(close).is_some() {
             return Some(());
@@ -270,7 +277,7 @@ impl<'a> Reader<'a> {
     /// A row: an object of strings or `null`.
     fn row(&mut self) -> Option<Row<'a>> {
         let mut columns = Vec::with_capacity(8);
-        self.container(0, b'}', |reader| {
+        self.container(0, *b"{}", |reader| {
             reader.eat(b'"')?;
             let name = reader.text()?;
             reader.whitespace();
@@ -306,10 +313,7 @@ impl<'a> Reader<'a> {
         let mut control = false;
         let mut seen_headers = false;
         self.whitespace();
-        if self.peek()? != b'{' {
-            return None;
-        }
-        self.container(0, b'}', |reader| {
+        self.container(0, *b"{}", |reader| {
             reader.eat(b'"')?;
             let name = reader.name()?;
             reader.whitespace();
@@ -436,6 +440,9 @@ mod tests {
             r#"{"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"#,
             r#"{"value":{"a":1}}"#,
             r#"{"value":null}"#,
+            // Found by the `transform_stream` fuzz target: a row was read from any opening byte.
+            r#"{"value": ;"id": "2"}}"#,
+            r#"{"value":["a"]}"#,
             r#"{"x":01}"#,
             r#"{"x":1.}"#,
             r#"{"x":1e}"#,
@@ -532,7 +539,7 @@ mod tests {
         fn any_damaged_message_is_read_as_serde_reads_it(
             text in message(),
             at in any::<proptest::sample::Index>(),
-            damage in prop_oneof![Just(""), Just("\""), Just("\\"), Just(","), Just("}"), Just("]"), Just("0"), Just(" ")],
+            damage in prop_oneof![Just(""), Just("\""), Just("\\"), Just(","), Just("}"), Just("]"), Just("0"), Just(" "), Just(";"), Just("[")],
             cut in any::<bool>(),
         ) {
             let mut at = at.index(text.len() + 1);
