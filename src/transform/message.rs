@@ -441,6 +441,20 @@ impl fmt::Debug for Message<'_> {
 }
 
 impl<'a> Message<'a> {
+    /// A message with no members yet, as a reader starts it.
+    fn empty(shape_table: Option<Relation<'a>>) -> Self {
+        Self {
+            fields: Vec::with_capacity(4),
+            value: None,
+            old_value: None,
+            key: None,
+            operation: None,
+            relation: None,
+            shape_table,
+            discarded: false,
+        }
+    }
+
     /// The table the message belongs to: `headers.relation` when the message names it, else
     /// the table of the shape request (its `table` query parameter), else `None`.
     pub fn relation(&self) -> Option<Relation<'_>> {
@@ -566,16 +580,7 @@ fn parse_from<'a, R: serde_json::de::Read<'a>>(
             f.write_str("a shape-log message object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut message = Message {
-                fields: Vec::with_capacity(4),
-                value: None,
-                old_value: None,
-                key: None,
-                operation: None,
-                relation: None,
-                shape_table: self.0,
-                discarded: false,
-            };
+            let mut message = Message::empty(self.0);
             let mut control = false;
             while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
                 match name.as_ref() {

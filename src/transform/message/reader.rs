@@ -300,16 +300,7 @@ impl<'a> Reader<'a> {
     }
 
     fn message(&mut self, shape_table: Option<Relation<'a>>) -> Option<Parsed<'a>> {
-        let mut message = Message {
-            fields: Vec::with_capacity(4),
-            value: None,
-            old_value: None,
-            key: None,
-            operation: None,
-            relation: None,
-            shape_table,
-            discarded: false,
-        };
+        let mut message = Message::empty(shape_table);
         let mut control = false;
         let mut seen_headers = false;
         self.whitespace();
