@@ -1,8 +1,10 @@
 //! An incremental splitter that finds shape-log messages in a byte stream.
 //!
-//! It never parses whole values: it tracks strings, escapes and nesting depth byte by byte
-//! (strings are skipped with `memchr`), so that each message can be handed to the parser on
-//! its own as soon as its last byte arrives, wherever the chunk boundaries fall. Only the
+//! A message that starts in a chunk is first offered to [`OnMessage::prefix`], which reads it
+//! and finds its end in one pass when it is whole there. Otherwise the splitter tracks
+//! strings, escapes and nesting depth byte by byte (strings are skipped with `memchr`), so
+//! that the message can be handed to the parser on its own as soon as its last byte arrives,
+//! wherever the chunk boundaries fall. Only the
 //! message in progress is buffered, and only when it spans chunks; everything else is passed
 //! on as slices of the input chunks.
 //!
