@@ -9,7 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::message::{self, Parsed, Relation};
-use super::split::{Framing, Outcome, Splitter};
+use super::split::{Framing, OnMessage, Outcome, Splitter};
 use super::{BoxError, MessageTransform, TransformError};
 
 pin_project! {
@@ -88,14 +88,36 @@ impl<B, M> From<Bytes> for ResponseBody<B, M> {
     }
 }
 
-/// Reads one message, lets the transform change it, and writes it anew if it changed.
+/// Hands the splitter's messages to the transform.
+struct Handler<'t, M> {
+    messages: &'t mut M,
+    shape_table: Option<Relation<'t>>,
+}
+
+impl<M: MessageTransform> OnMessage for Handler<'_, M> {
+    fn prefix(
+        &mut self,
+        text: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<(usize, Outcome)>, TransformError> {
+        match message::read_prefix(text, self.shape_table) {
+            Some((parsed, len)) => Ok(Some((len, transform_message(self.messages, parsed, out)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn whole(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<Outcome, TransformError> {
+        let parsed = message::parse(bytes, self.shape_table).map_err(malformed)?;
+        transform_message(self.messages, parsed, out)
+    }
+}
+
+/// Lets the transform change one message, and writes it anew if it changed.
 fn transform_message<M: MessageTransform>(
     messages: &mut M,
-    shape_table: Option<Relation<'_>>,
-    bytes: &[u8],
+    parsed: Parsed<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Outcome, TransformError> {
-    let parsed = message::parse(bytes, shape_table).map_err(malformed)?;
     let Parsed::Change(mut message) = parsed else {
         return Ok(Outcome::Unchanged);
     };
@@ -133,12 +155,16 @@ impl<M: MessageTransform> Engine<M> {
             shape_table,
             ..
         } = self;
-        let table = shape_table
+        let shape_table = shape_table
             .as_ref()
             .map(|(schema, table)| Relation { schema, table });
-        splitter.push(chunk, &mut |bytes: &[u8], out: &mut Vec<u8>| {
-            transform_message(messages, table, bytes, out)
-        })
+        splitter.push(
+            chunk,
+            &mut Handler {
+                messages,
+                shape_table,
+            },
+        )
     }
 
     fn fail(&mut self, error: TransformError) -> TransformError {

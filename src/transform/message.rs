@@ -8,6 +8,9 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+mod reader;
+pub(crate) use reader::read_prefix;
+
 /// The operation of a change message (`headers.operation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -166,19 +169,44 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Writes `text` as a JSON string, byte for byte as `serde_json` writes it; most values need
-/// no escape, and those are copied whole instead of checked and written piece by piece.
+/// Writes `text` as a JSON string, byte for byte as `serde_json` writes it: most values need
+/// no escape, and the pieces between escapes are copied whole.
 fn write_str(out: &mut Vec<u8>, text: &str) -> Result<(), serde_json::Error> {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     // No early exit: the whole check vectorises, and values are short.
-    let needs_escape = text.bytes().fold(false, |escape, byte| {
+    let needs_escape = bytes.iter().fold(false, |escape, &byte| {
         escape | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
     });
-    if needs_escape {
-        return serde_json::to_writer(out, text);
+    if !needs_escape {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return Ok(());
     }
-    out.reserve(text.len() + 2);
-    out.push(b'"');
-    out.extend_from_slice(text.as_bytes());
+    let mut from = 0;
+    while let Some(at) = reader::string_special(bytes, from) {
+        out.extend_from_slice(bytes.get(from..at).unwrap_or_default());
+        let byte = bytes.get(at).copied().unwrap_or_default();
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                let hex = |nibble: u8| HEX_DIGITS.get(usize::from(nibble)).copied();
+                out.extend_from_slice(b"\\u00");
+                out.extend(hex(byte >> 4));
+                out.extend(hex(byte & 0xf));
+            }
+        }
+        from = at + 1;
+    }
+    out.extend_from_slice(bytes.get(from..).unwrap_or_default());
     out.push(b'"');
     Ok(())
 }
@@ -381,7 +409,8 @@ fn skip_string(bytes: &[u8], at: usize) -> Option<usize> {
 enum Field<'a> {
     Value,
     OldValue,
-    Other(Cow<'a, str>, &'a RawValue),
+    /// A member passed on as it came: its name and its raw JSON text.
+    Other(Cow<'a, str>, &'a str),
 }
 
 /// A change message, handed to a [`MessageTransform`](super::MessageTransform).
@@ -392,7 +421,8 @@ pub struct Message<'a> {
     fields: Vec<Field<'a>>,
     value: Option<Row<'a>>,
     old_value: Option<Row<'a>>,
-    key: Option<&'a RawValue>,
+    /// The raw JSON text of `key`.
+    key: Option<&'a str>,
     operation: Option<Operation>,
     relation: Option<(Cow<'a, str>, Cow<'a, str>)>,
     shape_table: Option<Relation<'a>>,
@@ -411,6 +441,20 @@ impl fmt::Debug for Message<'_> {
 }
 
 impl<'a> Message<'a> {
+    /// A message with no members yet, as a reader starts it.
+    fn empty(shape_table: Option<Relation<'a>>) -> Self {
+        Self {
+            fields: Vec::with_capacity(4),
+            value: None,
+            old_value: None,
+            key: None,
+            operation: None,
+            relation: None,
+            shape_table,
+            discarded: false,
+        }
+    }
+
     /// The table the message belongs to: `headers.relation` when the message names it, else
     /// the table of the shape request (its `table` query parameter), else `None`.
     pub fn relation(&self) -> Option<Relation<'_>> {
@@ -428,7 +472,7 @@ impl<'a> Message<'a> {
     /// The row's key (`"public"."items"/"1"`), if the message has one.
     pub fn key(&self) -> Option<Cow<'a, str>> {
         let raw = self.key?;
-        serde_json::from_str::<Text<'a>>(raw.get())
+        serde_json::from_str::<Text<'a>>(raw)
             .ok()
             .map(|Text(key)| key)
     }
@@ -487,7 +531,7 @@ impl<'a> Message<'a> {
                 Field::Other(name, raw) => {
                     write_str(out, name)?;
                     out.push(b':');
-                    out.extend_from_slice(raw.get().as_bytes());
+                    out.extend_from_slice(raw.as_bytes());
                     continue;
                 }
             };
@@ -517,7 +561,10 @@ pub(crate) fn parse<'a>(
     // UTF-8 checked once for the whole message is cheaper than string by string; a message
     // that is not UTF-8 is read byte-wise as ever, so that its error stays the same.
     match std::str::from_utf8(bytes) {
-        Ok(text) => parse_from(serde_json::Deserializer::from_str(text), shape_table),
+        Ok(text) => match reader::read_whole(text, shape_table) {
+            Some(parsed) => Ok(parsed),
+            None => parse_from(serde_json::Deserializer::from_str(text), shape_table),
+        },
         Err(_) => parse_from(serde_json::Deserializer::from_slice(bytes), shape_table),
     }
 }
@@ -533,16 +580,7 @@ fn parse_from<'a, R: serde_json::de::Read<'a>>(
             f.write_str("a shape-log message object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut message = Message {
-                fields: Vec::with_capacity(4),
-                value: None,
-                old_value: None,
-                key: None,
-                operation: None,
-                relation: None,
-                shape_table: self.0,
-                discarded: false,
-            };
+            let mut message = Message::empty(self.0);
             let mut control = false;
             while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
                 match name.as_ref() {
@@ -558,9 +596,9 @@ fn parse_from<'a, R: serde_json::de::Read<'a>>(
                         return Err(de::Error::custom("duplicate row member"));
                     }
                     _ => {
-                        let raw = map.next_value::<&'de RawValue>()?;
+                        let raw = map.next_value::<&'de RawValue>()?.get();
                         if name == "headers" {
-                            let facts = HeaderFacts::read(raw.get()).map_err(de::Error::custom)?;
+                            let facts = HeaderFacts::read(raw).map_err(de::Error::custom)?;
                             control = facts.control;
                             message.operation = facts.operation;
                             message.relation = facts.relation;
@@ -789,6 +827,8 @@ mod tests {
             "\u{1}\u{1f}",
             "ü€😀",
             "\u{7f}/",
+            "\u{0}\u{8}\u{c}\n\r\t\u{b}\u{1b}",
+            "x\"\\\"\\y",
         ] {
             let mut out = Vec::new();
             write_str(&mut out, text).unwrap();
@@ -799,7 +839,7 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         #[test]
-        fn any_string_is_written_as_serde_json_writes_it(text in ".*") {
+        fn any_string_is_written_as_serde_json_writes_it(text in "(?s)(.|[\"\\\\\\x00-\\x1f])*") {
             let mut out = Vec::new();
             write_str(&mut out, &text).unwrap();
             proptest::prop_assert_eq!(out, serde_json::to_vec(&text).unwrap());

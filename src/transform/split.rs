@@ -1,8 +1,10 @@
 //! An incremental splitter that finds shape-log messages in a byte stream.
 //!
-//! It never parses whole values: it tracks strings, escapes and nesting depth byte by byte
-//! (strings are skipped with `memchr`), so that each message can be handed to the parser on
-//! its own as soon as its last byte arrives, wherever the chunk boundaries fall. Only the
+//! A message that starts in a chunk is first offered to [`OnMessage::prefix`], which reads it
+//! and finds its end in one pass when it is whole there. Otherwise the splitter tracks
+//! strings, escapes and nesting depth byte by byte (strings are skipped with `memchr`), so
+//! that the message can be handed to the parser on its own as soon as its last byte arrives,
+//! wherever the chunk boundaries fall. Only the
 //! message in progress is buffered, and only when it spans chunks; everything else is passed
 //! on as slices of the input chunks.
 //!
@@ -23,6 +25,9 @@ use super::TransformError;
 /// of their own, so a transformed chunk becomes a few frames, not one per separator.
 const SMALL_COPY: usize = 4096;
 
+/// The owned buffer grows in blocks of this size, each shared by the frames cut from it.
+const OWNED_BLOCK: usize = 64 * 1024;
+
 /// What the message callback did with one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -32,6 +37,22 @@ pub(crate) enum Outcome {
     Replaced,
     /// Leave the message out.
     Dropped,
+}
+
+/// Where the splitter hands messages.
+pub(crate) trait OnMessage {
+    /// Reads the message at the start of `text` if it ends within `text` and its form is
+    /// one read in a single pass, and handles it as [`OnMessage::whole`] would: returns its
+    /// length and outcome. `Ok(None)` (nothing done) leaves the message to the splitter,
+    /// which finds its end and calls [`OnMessage::whole`].
+    fn prefix(
+        &mut self,
+        text: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<(usize, Outcome)>, TransformError>;
+
+    /// Handles one whole message; a replacement is written into `out`.
+    fn whole(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<Outcome, TransformError>;
 }
 
 /// Which framing the body uses.
@@ -106,8 +127,7 @@ impl Output {
         }
         if !self.owned.is_empty() {
             if end - start < SMALL_COPY {
-                self.owned
-                    .extend_from_slice(chunk.get(start..end).unwrap_or_default());
+                self.append(chunk.get(start..end).unwrap_or_default());
                 return;
             }
             self.frames.push_back(self.owned.split().freeze());
@@ -130,11 +150,22 @@ impl Output {
         if let Some((start, end)) = self.pending {
             if end - start < SMALL_COPY {
                 self.pending = None;
-                self.owned
-                    .extend_from_slice(chunk.get(start..end).unwrap_or_default());
+                self.append(chunk.get(start..end).unwrap_or_default());
             } else {
                 self.flush_pending(chunk);
             }
+        }
+        self.append(bytes);
+    }
+
+    /// Appends to the owned buffer without moving what it holds: when its block is full,
+    /// that becomes a frame and a new block is started (growing in place would copy it).
+    fn append(&mut self, bytes: &[u8]) {
+        if self.owned.capacity() - self.owned.len() < bytes.len() {
+            if !self.owned.is_empty() {
+                self.frames.push_back(self.owned.split().freeze());
+            }
+            self.owned.reserve(bytes.len().max(OWNED_BLOCK));
         }
         self.owned.extend_from_slice(bytes);
     }
@@ -203,6 +234,26 @@ fn malformed(reason: &'static str) -> TransformError {
     }
 }
 
+/// The longest prefix of `bytes` that is UTF-8 (a chunk may end inside a character).
+fn utf8_prefix(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => bytes
+            .get(..error.valid_up_to())
+            .and_then(|valid| std::str::from_utf8(valid).ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// The longest prefix of `text` of at most `limit` bytes.
+fn up_to(text: &str, limit: usize) -> &str {
+    let mut end = limit.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
+}
+
 /// Where a complete message or line is: in the current chunk, or gathered from several.
 enum Whole {
     InChunk(usize, usize),
@@ -252,7 +303,7 @@ impl Splitter {
         on_message: &mut F,
     ) -> Result<(), TransformError>
     where
-        F: FnMut(&[u8], &mut Vec<u8>) -> Result<Outcome, TransformError>,
+        F: OnMessage,
     {
         let result = match self.framing {
             Framing::Json => self.push_json(chunk, on_message),
@@ -351,8 +402,7 @@ impl Splitter {
         self.output.range(chunk, self.separator_start, end);
     }
 
-    /// Hands one complete array message to the callback and passes on what it decided,
-    /// preceded by its separator when kept.
+    /// Hands one complete array message to the callback and passes on what it decided.
     fn finish_message<F>(
         &mut self,
         chunk: &Bytes,
@@ -361,17 +411,30 @@ impl Splitter {
         on_message: &mut F,
     ) -> Result<(), TransformError>
     where
-        F: FnMut(&[u8], &mut Vec<u8>) -> Result<Outcome, TransformError>,
+        F: OnMessage,
     {
         let message = whole.bytes(chunk);
         self.check_size(message.len())?;
         self.scratch.clear();
-        let outcome = on_message(message, &mut self.scratch)?;
+        let outcome = on_message.whole(message, &mut self.scratch)?;
+        self.pass_message(chunk, outcome, whole, separator_end);
+        Ok(())
+    }
+
+    /// Passes on an array message as the callback decided (its replacement is in
+    /// `scratch`), preceded by its separator when kept.
+    fn pass_message(
+        &mut self,
+        chunk: &Bytes,
+        outcome: Outcome,
+        whole: Whole,
+        separator_end: usize,
+    ) {
         let first_kept_after_drops = self.messages_kept == 0 && self.messages_seen > 0;
         self.messages_seen += 1;
         if outcome == Outcome::Dropped {
             self.held_separator.clear();
-            return Ok(());
+            return;
         }
         if first_kept_after_drops {
             // Its separator starts with a comma that would now follow `[`: leave it out.
@@ -387,14 +450,14 @@ impl Splitter {
             (Outcome::Unchanged, Whole::Gathered(bytes)) => self.output.frame(chunk, bytes),
             _ => self.output.copy(chunk, &self.scratch),
         }
-        Ok(())
     }
 
     fn push_json<F>(&mut self, chunk: &Bytes, on_message: &mut F) -> Result<(), TransformError>
     where
-        F: FnMut(&[u8], &mut Vec<u8>) -> Result<Outcome, TransformError>,
+        F: OnMessage,
     {
         let bytes: &[u8] = chunk;
+        let text = utf8_prefix(bytes);
         let mut at = 0;
         // Start of the bytes passed on as they are (outside the message array), not yet
         // given to the output.
@@ -438,6 +501,24 @@ impl Splitter {
                 State::ArrayOpen | State::ArrayAfterComma if byte == b'{' => {
                     self.check_separator(at)?;
                     message_start = at;
+                    // Most messages are whole in the chunk: read them in one pass, up to
+                    // the cap (a longer one is left to the scan below, which refuses it).
+                    let rest = text
+                        .get(at..)
+                        .map(|rest| up_to(rest, self.max_message_bytes));
+                    self.scratch.clear();
+                    if let Some((len, outcome)) = match rest {
+                        Some(rest) => on_message.prefix(rest, &mut self.scratch)?,
+                        None => None,
+                    } {
+                        let end = at + len;
+                        self.pass_message(chunk, outcome, Whole::InChunk(at, end), at);
+                        at = end;
+                        emit_from = at;
+                        self.separator_start = at;
+                        self.state = State::ArrayAfterMessage;
+                        continue;
+                    }
                     at += 1;
                     self.depth = 1;
                     self.in_string = false;
@@ -656,7 +737,7 @@ impl Splitter {
 
     fn push_sse<F>(&mut self, chunk: &Bytes, on_message: &mut F) -> Result<(), TransformError>
     where
-        F: FnMut(&[u8], &mut Vec<u8>) -> Result<Outcome, TransformError>,
+        F: OnMessage,
     {
         let bytes: &[u8] = chunk;
         let mut at = 0;
@@ -692,7 +773,7 @@ impl Splitter {
         on_message: &mut F,
     ) -> Result<(), TransformError>
     where
-        F: FnMut(&[u8], &mut Vec<u8>) -> Result<Outcome, TransformError>,
+        F: OnMessage,
     {
         let text = line.bytes(chunk);
         let content_len = text.len() - if text.ends_with(b"\r\n") { 2 } else { 1 };
@@ -710,7 +791,7 @@ impl Splitter {
         } else if let Some(data) = content.strip_prefix(b"data:") {
             let payload = data.strip_prefix(b" ").unwrap_or(data);
             self.scratch.clear();
-            let outcome = on_message(payload, &mut self.scratch)?;
+            let outcome = on_message.whole(payload, &mut self.scratch)?;
             if outcome == Outcome::Dropped {
                 self.skip_event = true;
             } else if outcome == Outcome::Replaced {
@@ -740,11 +821,33 @@ impl Splitter {
 mod tests {
     use super::*;
 
-    /// Runs `input` through a splitter in chunks of `size`, dropping messages containing
-    /// `"drop"` and replacing those containing `"swap"` with `{"swapped":1}`.
-    fn run(framing: Framing, input: &[u8], size: usize) -> Result<Vec<u8>, TransformError> {
-        let mut splitter = Splitter::new(framing, 64);
-        let mut on_message = |message: &[u8], out: &mut Vec<u8>| {
+    /// Drops messages containing `"drop"` and replaces those containing `"swap"` with
+    /// `{"swapped":1}`. With `prefix`, it also reads messages at the start of a chunk's rest
+    /// (finding their end with serde), as the transform's one-pass reader does.
+    struct TestMessages {
+        prefix: bool,
+    }
+
+    impl OnMessage for TestMessages {
+        fn prefix(
+            &mut self,
+            text: &str,
+            out: &mut Vec<u8>,
+        ) -> Result<Option<(usize, Outcome)>, TransformError> {
+            if !self.prefix {
+                return Ok(None);
+            }
+            let mut values = serde_json::Deserializer::from_str(text)
+                .into_iter::<serde_json::Map<String, serde_json::Value>>();
+            let Some(Ok(_)) = values.next() else {
+                return Ok(None);
+            };
+            let len = values.byte_offset();
+            let message = text.get(..len).unwrap().as_bytes();
+            Ok(Some((len, self.whole(message, out)?)))
+        }
+
+        fn whole(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<Outcome, TransformError> {
             let text = std::str::from_utf8(message).unwrap();
             if text.contains("\"drop\"") {
                 Ok(Outcome::Dropped)
@@ -754,10 +857,33 @@ mod tests {
             } else {
                 Ok(Outcome::Unchanged)
             }
-        };
+        }
+    }
+
+    /// Runs `input` through a splitter in chunks of `size`, with and without the one-pass
+    /// reading of messages; both must give the same result.
+    fn run(framing: Framing, input: &[u8], size: usize) -> Result<Vec<u8>, TransformError> {
+        let scanned = run_with(framing, input, size, false);
+        let read = run_with(framing, input, size, true);
+        assert_eq!(
+            format!("{scanned:?}"),
+            format!("{read:?}"),
+            "{input:?} in chunks of {size}"
+        );
+        read
+    }
+
+    fn run_with(
+        framing: Framing,
+        input: &[u8],
+        size: usize,
+        prefix: bool,
+    ) -> Result<Vec<u8>, TransformError> {
+        let mut splitter = Splitter::new(framing, 64);
+        let mut messages = TestMessages { prefix };
         let mut output = Vec::new();
         for chunk in input.chunks(size) {
-            splitter.push(&Bytes::copy_from_slice(chunk), &mut on_message)?;
+            splitter.push(&Bytes::copy_from_slice(chunk), &mut messages)?;
             while let Some(frame) = splitter.output.pop() {
                 output.extend_from_slice(&frame);
             }
@@ -962,9 +1088,7 @@ mod tests {
         let chunk = Bytes::from_static(br#"[{"a":1},{"b":2}]"#);
         let mut splitter = Splitter::new(Framing::Json, 64);
         splitter
-            .push(&chunk, &mut |_: &[u8], _: &mut Vec<u8>| {
-                Ok(Outcome::Unchanged)
-            })
+            .push(&chunk, &mut TestMessages { prefix: true })
             .unwrap();
         let frame = splitter.output.pop().unwrap();
         assert_eq!(frame.as_ptr(), chunk.as_ptr());
