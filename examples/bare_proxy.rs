@@ -21,6 +21,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tower_electric::protocol::query::encode_component;
 
+/// The same allocator as the example gateway, so that the two are compared on equal terms.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Clone)]

@@ -26,6 +26,12 @@
 //!   sync jobs) that present one of these comma-separated tokens, without the tenant policy.
 #![allow(clippy::print_stdout)]
 
+/// jemalloc leaves the pages of hyper's per-connection buffers that a held long-poll never
+/// writes untouched, so they cost no memory (glibc's malloc makes them resident).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod app;
 #[path = "../encryption/columns.rs"]
 mod columns;
