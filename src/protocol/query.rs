@@ -8,7 +8,6 @@
 //! bypassed.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use super::ProtocolError;
 
@@ -198,22 +197,39 @@ fn hex_value(byte: u8) -> Option<u8> {
 /// Percent-encodes one key or value: everything but RFC 3986's unreserved characters is
 /// escaped, so the result decodes to the same text under any form decoder.
 pub fn encode_component(text: &str) -> Cow<'_, str> {
-    fn unreserved(byte: u8) -> bool {
-        byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
-    }
     if text.bytes().all(unreserved) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        if unreserved(byte) {
-            out.push(char::from(byte));
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
+    encode_into(&mut out, text);
     Cow::Owned(out)
+}
+
+/// The bytes [`encode_component`] leaves as they are (RFC 3986 "unreserved").
+fn unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+/// [`encode_component`], appended to `out` without an intermediate string.
+fn encode_into(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut run_start = 0;
+    for (index, byte) in text.bytes().enumerate() {
+        if unreserved(byte) {
+            continue;
+        }
+        // Unreserved bytes are ASCII, so a non-empty run starts and ends on character
+        // boundaries; only an empty range can fall inside a character (`get` is `None`).
+        out.push_str(text.get(run_start..index).unwrap_or_default());
+        out.push('%');
+        for digit in [byte >> 4, byte & 0x0f] {
+            out.push(char::from(
+                HEX.get(usize::from(digit)).copied().unwrap_or(b'0'),
+            ));
+        }
+        run_start = index + 1;
+    }
+    out.push_str(text.get(run_start..).unwrap_or_default());
 }
 
 /// Appends `key=value`, encoded, with a separating `&` when `out` is not empty.
@@ -221,14 +237,42 @@ pub(crate) fn push_pair(out: &mut String, key: &str, value: &str) {
     if !out.is_empty() {
         out.push('&');
     }
-    out.push_str(&encode_component(key));
+    encode_into(out, key);
     out.push('=');
-    out.push_str(&encode_component(value));
+    encode_into(out, value);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_byte_outside_the_unreserved_set_is_escaped_including_inside_characters() {
+        let reference = |text: &str| -> String {
+            text.bytes()
+                .map(|byte| match unreserved(byte) {
+                    true => char::from(byte).to_string(),
+                    false => format!("%{byte:02X}"),
+                })
+                .collect()
+        };
+        for text in [
+            "",
+            "abc-._~",
+            "a b+c&d=e%f",
+            "é",
+            "xé",
+            "éx",
+            "€uro\u{10FFFF}",
+            "日本 語",
+            "'\\\"",
+        ] {
+            assert_eq!(encode_component(text), reference(text), "{text:?}");
+            let mut out = String::from("k=");
+            encode_into(&mut out, text);
+            assert_eq!(out, format!("k={}", reference(text)));
+        }
+    }
 
     #[test]
     fn plus_is_space_and_escapes_decode_in_keys_and_values() {
