@@ -12,7 +12,8 @@ use pin_project_lite::pin_project;
 use super::split::Framing;
 use super::{BoxError, MessageTransform, ResponseBody, ShapeTransform};
 use crate::protocol::headers::ELECTRIC_SCHEMA;
-use crate::protocol::{QueryPairs, TableName};
+use crate::protocol::query::decode_component;
+use crate::protocol::TableName;
 use crate::rejection::Rejection;
 
 pin_project! {
@@ -105,10 +106,25 @@ fn essence(value: &HeaderValue) -> Option<&str> {
     Some(text.split(';').next().unwrap_or_default().trim())
 }
 
-/// The shape's table from the request's `table` parameter, for messages without a relation.
+/// The shape's table from the request's `table` parameter, for messages without a relation;
+/// `None` when it is missing, repeated or malformed.
+///
+/// Only `table` is decoded: the query was checked (and rebuilt) by the layers in front, and
+/// decoding every pair again would cost an allocation per pair on every response.
 fn shape_table(request: &http::request::Parts) -> Option<(String, String)> {
-    let pairs = QueryPairs::parse(request.uri.query()?).ok()?;
-    let table = TableName::parse(pairs.get("table")?).ok()?;
+    let mut tables = request.uri.query()?.split('&').filter_map(|segment| {
+        let (key, value) = segment.split_once('=').unwrap_or((segment, ""));
+        let is_table = match key.contains(['%', '+']) {
+            true => decode_component(key).is_ok_and(|key| key == "table"),
+            false => key == "table",
+        };
+        is_table.then_some(value)
+    });
+    let raw = tables.next()?;
+    if tables.next().is_some() {
+        return None;
+    }
+    let table = TableName::parse(&decode_component(raw).ok()?).ok()?;
     Some((
         table.schema().as_str().to_owned(),
         table.name().as_str().to_owned(),
@@ -210,5 +226,31 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table_of(query: &str) -> Option<(String, String)> {
+        let request = http::Request::get(format!("/v1/shape?{query}"))
+            .body(())
+            .unwrap();
+        shape_table(&request.into_parts().0)
+    }
+
+    #[test]
+    fn the_shape_table_is_read_from_the_one_table_param_however_it_is_spelled() {
+        let items = Some(("public".to_owned(), "items".to_owned()));
+        assert_eq!(table_of("offset=-1&table=items&where=a%3D1"), items);
+        assert_eq!(table_of("%74able=items&offset=-1"), items);
+        assert_eq!(
+            table_of("table=%22My+Schema%22.%22Items%22"),
+            Some(("My Schema".to_owned(), "Items".to_owned()))
+        );
+        assert_eq!(table_of("offset=-1"), None);
+        assert_eq!(table_of("table=items&%74able=other"), None);
+        assert_eq!(table_of("table=%ZZ"), None);
     }
 }
