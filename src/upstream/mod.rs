@@ -283,6 +283,13 @@ impl Builder {
 
     /// Speak HTTP/2 over plain TCP (h2c with prior knowledge) instead of HTTP/1.1. Default
     /// `false`. Electric must be listening for h2c.
+    ///
+    /// One connection then carries every request, so a held long-poll costs a stream instead
+    /// of a socket and a pooled connection (in `benches/longpoll.sh`, 14 KiB of gateway memory
+    /// per held poll instead of 24 KiB). But the server's `SETTINGS_MAX_CONCURRENT_STREAMS`
+    /// caps how many requests are in flight at once (many servers default to 100–200) and the
+    /// rest wait in the gateway, so a gateway holding more long-polls than that cap must use
+    /// HTTP/1.1, or an upstream configured for more streams.
     pub fn http2_only(mut self, enabled: bool) -> Self {
         self.http2_only = enabled;
         self
