@@ -37,6 +37,10 @@
 //! - **Refusals** are [`Rejection`](crate::rejection::Rejection)s: 400 naming the malformed
 //!   field, 401 without a principal, 403 naming the rule (never the policy's values), 405, 413,
 //!   414. Decisions are `tracing` events; values and secrets are never logged.
+//! - **Repeats.** A client sends its shape's `where` again on every request; the composed text
+//!   is kept in a bounded memo keyed on everything it depends on (never on the row filter's
+//!   values, which are params), so only a client's first request pays for the parse and checks
+//!   ([`where_memo_capacity`](ShapeParamPolicyLayer::where_memo_capacity)).
 //!
 //! # Example: a declarative multi-tenant policy in under 15 lines
 //! ```
