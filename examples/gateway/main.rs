@@ -131,13 +131,15 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Serves `router` over HTTP/1.1 until Ctrl-C or SIGTERM, then waits for the open requests
-/// (a held long-poll ends within Electric's 20 s).
+/// Serves `router` over HTTP/1.1 until Ctrl-C or SIGTERM, then stops accepting and waits up to
+/// [`SHUTDOWN_GRACE`] for the open requests (a held long-poll ends within Electric's 20 s, an
+/// SSE stream within its 60 s).
 ///
 /// Not `axum::serve`: it reads the first bytes of every connection to detect HTTP/2 before
 /// hyper sees them, and hyper's read buffer then grows from 8 to 16 KiB on every connection, a
 /// cost each held long-poll pays. Browsers reach a gateway through TLS terminated in front of
-/// it, so plain HTTP/1.1 is all this one serves. Headers must arrive within 30 s (slow-loris).
+/// it, so plain HTTP/1.1 is all this one serves, without upgrades (no WebSocket routes here).
+/// Headers must arrive within 30 s (slow-loris).
 async fn serve(listener: TcpListener, router: Router) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -151,6 +153,8 @@ async fn serve(listener: TcpListener, router: Router) {
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
+            // A peer that gave up before the accept: nothing to wait for.
+            Err(error) if is_connection_error(&error) => continue,
             Err(error) => {
                 // Out of descriptors, most likely: wait for some to be released.
                 tracing::warn!(%error, "accept failed");
@@ -174,11 +178,30 @@ async fn serve(listener: TcpListener, router: Router) {
             }
         });
     }
+    drop(listener);
     println!(
         "Shutting down: waiting for {} open connections",
         graceful.count()
     );
-    graceful.shutdown().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        println!("Open connections still busy after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+}
+
+/// How long a shutdown waits for open requests: past Electric's 60 s SSE window.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(65);
+
+/// Errors of one incoming connection, not of the listener.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionRefused
+    )
 }
 
 /// Ctrl-C, or SIGTERM where there is one.

@@ -120,6 +120,11 @@ impl ShapeParamPolicyLayer {
     /// on the row filter's values, which are sent as params), and the memo is keyed on all of
     /// them, so a kept clause is exactly the one that would be composed again. Texts over 4 KiB
     /// are not kept; a full memo is emptied.
+    ///
+    /// One entry serves every principal with the same columns and row filter, so how fast a
+    /// request is answered can tell a caller whether someone recently sent the same `where`
+    /// text. Values passed as `params[n]` are not part of the text; if
+    /// the literals clients write into `where` are sensitive, set `0`.
     pub fn where_memo_capacity(mut self, capacity: usize) -> Self {
         self.config.where_memo = Arc::new(WhereMemo::new(capacity));
         self

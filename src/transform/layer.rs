@@ -133,6 +133,8 @@ where
 /// response comes, which for a live request is up to Electric's long-poll timeout, so a plain
 /// clone would pin one read buffer per held long-poll. The values are copied into one buffer of
 /// their own instead (one allocation the size of the values).
+/// (Extensions are cloned as they are: with hyper's `preserve_header_case` on, its header-case
+/// map still refers to the read buffer.)
 fn detached_head(parts: &Parts) -> Parts {
     let mut values = BytesMut::with_capacity(parts.headers.values().map(HeaderValue::len).sum());
     for value in parts.headers.values() {
