@@ -51,6 +51,28 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+# The binary itself, before the generated requests (whose accepted statuses include 403): its
+# own serve loop must hand the peer address to IpAllowLayer (which refuses without one), and
+# the policy must scope alice to her tenant's rows without a hidden column.
+echo "== the gateway binary serves the demo shape"
+"$VENV/bin/python" - "$port" <<'PY'
+import json, sys, urllib.error, urllib.request
+
+shape = f"http://127.0.0.1:{sys.argv[1]}/v1/shape?table=items&offset=-1"
+alice = urllib.request.Request(shape, headers={"Authorization": "Bearer alice-token"})
+with urllib.request.urlopen(alice, timeout=10) as response:
+    rows = [message["value"] for message in json.load(response) if "value" in message]
+assert rows, "alice sees no rows"
+assert all(row["tenant_id"] == "acme" for row in rows), rows
+assert all("internal_note" not in row for row in rows), rows
+try:
+    urllib.request.urlopen(shape, timeout=10)
+    sys.exit("a request without a token was answered")
+except urllib.error.HTTPError as error:
+    assert error.code == 401, error.code
+print(f"  alice: {len(rows)} acme rows; no token: 401")
+PY
+
 echo "== schemathesis $SCHEMATHESIS_VERSION: GET /v1/shape against the gateway on port $port"
 status=0
 "$VENV/bin/schemathesis" --config-file e2e/schemathesis.toml run \
