@@ -36,8 +36,7 @@ impl QueryPairs {
     ) -> Result<(Self, Vec<(String, String)>), ProtocolError> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         let mut taken = Vec::new();
-        for segment in raw.split('&').filter(|segment| !segment.is_empty()) {
-            let (key, value) = segment.split_once('=').unwrap_or((segment, ""));
+        for (key, value) in raw_pairs(raw) {
             let key = decode_component(key)?;
             let value = decode_component(value)?;
             if take(&key) {
@@ -158,6 +157,31 @@ pub(crate) fn with_query(uri: &http::Uri, query: &str) -> Option<http::Uri> {
     http::Uri::from_parts(parts).ok()
 }
 
+/// The still-encoded `(key, value)` pairs of a raw query: split on `&`, empty segments
+/// skipped, a segment without `=` a key with an empty value.
+fn raw_pairs(raw: &str) -> impl Iterator<Item = (&str, &str)> {
+    raw.split('&')
+        .filter(|segment| !segment.is_empty())
+        .map(|segment| segment.split_once('=').unwrap_or((segment, "")))
+}
+
+/// The decoded value of `key` in a raw query, decoding no other value: `None` when the key is
+/// missing, repeated, or its value does not decode. For readers of one param of a query that
+/// was checked whole before (the other keys are decoded only when they hold an escape).
+pub(crate) fn single_value(raw: &str, key: &str) -> Option<String> {
+    let mut values = raw_pairs(raw)
+        .filter(|(name, _)| match name.contains(['%', '+']) {
+            true => decode_component(name).is_ok_and(|name| name == key),
+            false => *name == key,
+        })
+        .map(|(_, value)| value);
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    decode_component(value).ok()
+}
+
 /// Decodes one key or value: `+` is a space, `%XX` a byte; the result must be UTF-8.
 pub fn decode_component(raw: &str) -> Result<String, ProtocolError> {
     if !raw.bytes().any(|byte| byte == b'+' || byte == b'%') {
@@ -245,6 +269,18 @@ pub(crate) fn push_pair(out: &mut String, key: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn single_value_reads_one_key_in_any_spelling_and_refuses_repeats() {
+        assert_eq!(
+            single_value("a=%ZZ&table=it%65ms", "table").as_deref(),
+            Some("items")
+        );
+        assert_eq!(single_value("%74able=a+b", "table").as_deref(), Some("a b"));
+        assert_eq!(single_value("table=a&%74able=b", "table"), None);
+        assert_eq!(single_value("tables=a", "table"), None);
+        assert_eq!(single_value("table=%ZZ", "table"), None);
+    }
 
     #[test]
     fn every_byte_outside_the_unreserved_set_is_escaped_including_inside_characters() {

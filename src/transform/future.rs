@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use super::split::Framing;
 use super::{BoxError, MessageTransform, ResponseBody, ShapeTransform};
 use crate::protocol::headers::ELECTRIC_SCHEMA;
-use crate::protocol::query::decode_component;
+use crate::protocol::query::single_value;
 use crate::protocol::TableName;
 use crate::rejection::Rejection;
 
@@ -109,22 +109,9 @@ fn essence(value: &HeaderValue) -> Option<&str> {
 /// The shape's table from the request's `table` parameter, for messages without a relation;
 /// `None` when it is missing, repeated or malformed.
 ///
-/// Only `table` is decoded: the query was checked (and rebuilt) by the layers in front, and
-/// decoding every pair again would cost an allocation per pair on every response.
+/// Only `table` is decoded, on every response: the layers in front checked the query whole.
 fn shape_table(request: &http::request::Parts) -> Option<(String, String)> {
-    let mut tables = request.uri.query()?.split('&').filter_map(|segment| {
-        let (key, value) = segment.split_once('=').unwrap_or((segment, ""));
-        let is_table = match key.contains(['%', '+']) {
-            true => decode_component(key).is_ok_and(|key| key == "table"),
-            false => key == "table",
-        };
-        is_table.then_some(value)
-    });
-    let raw = tables.next()?;
-    if tables.next().is_some() {
-        return None;
-    }
-    let table = TableName::parse(&decode_component(raw).ok()?).ok()?;
+    let table = TableName::parse(&single_value(request.uri.query()?, "table")?).ok()?;
     Some((
         table.schema().as_str().to_owned(),
         table.name().as_str().to_owned(),
