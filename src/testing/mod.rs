@@ -96,6 +96,8 @@
 mod chunked;
 mod eval;
 mod messages;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod server;
 mod service;
 mod store;
