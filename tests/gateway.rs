@@ -48,12 +48,56 @@ const SECRET: &str = "electric-secret";
 /// The stand-in with the demo data (`items` of `acme` and `globex`, with the hidden
 /// `internal_note`), requiring [`SECRET`], with short long-polls and SSE streams.
 fn standin(long_poll_hold: Duration) -> ElectricStandIn {
-    ElectricStandIn::builder()
+    standin_in(Mode::Plain, long_poll_hold)
+}
+
+/// Where the stand-in evaluates where clauses and subsets.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Its own evaluator.
+    Plain,
+    /// A throwaway Postgres cluster of the test's own.
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// [`standin`], evaluating in `mode`.
+fn standin_in(mode: Mode, long_poll_hold: Duration) -> ElectricStandIn {
+    let builder = ElectricStandIn::builder()
         .secret(SECRET)
         .long_poll_hold(long_poll_hold)
         .sse_duration(Duration::from_secs(1))
-        .with_demo_data()
-        .build()
+        .with_demo_data();
+    match mode {
+        Mode::Plain => builder.build(),
+        #[cfg(feature = "postgres")]
+        Mode::Postgres => builder
+            .postgres(tower_electric::testing::postgres::TestCluster::start().unwrap())
+            .build(),
+    }
+}
+
+/// A test run twice: `<name>::plain` against the stand-in's own evaluator and
+/// `<name>::on_postgres` against the stand-in on Postgres (feature `postgres`).
+macro_rules! both_ways {
+    (async fn $name:ident($mode:ident: Mode) $body:block) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn plain() {
+                run(Mode::Plain).await;
+            }
+
+            #[cfg(feature = "postgres")]
+            #[tokio::test]
+            async fn on_postgres() {
+                run(Mode::Postgres).await;
+            }
+
+            async fn run($mode: Mode) $body
+        }
+    };
 }
 
 fn inject() -> ApiTokenLayer {
@@ -240,9 +284,9 @@ async fn the_stand_in_answers_200_through_inject_and_401_without_it() {
 // ---------------------------------------------------------------------------------------------
 // Issue 4: the authorizing proxy, through the stand-in
 
-#[tokio::test]
-async fn hidden_columns_in_where_columns_or_subsets_are_refused_before_the_stand_in() {
-    let electric = standin(Duration::from_millis(100));
+both_ways! {
+async fn hidden_columns_in_where_columns_or_subsets_are_refused_before_the_stand_in(mode: Mode) {
+    let electric = standin_in(mode, Duration::from_millis(100));
     for query in [
         "table=items&offset=-1&where=internal_note+%3D+%27keep+it+quiet%27",
         "table=items&offset=-1&where=internal_note+IS+NOT+NULL+OR+done",
@@ -284,6 +328,7 @@ async fn hidden_columns_in_where_columns_or_subsets_are_refused_before_the_stand
         assert!(value.get("internal_note").is_none(), "{value}");
     }
 }
+}
 
 #[tokio::test]
 async fn subqueries_are_refused_before_the_stand_in() {
@@ -308,9 +353,9 @@ async fn subqueries_are_refused_before_the_stand_in() {
     assert!(electric.requests().is_empty(), "{:#?}", electric.requests());
 }
 
-#[tokio::test]
-async fn a_post_body_cannot_replace_the_shape_that_the_stand_in_would_merge() {
-    let electric = standin(Duration::from_millis(100));
+both_ways! {
+async fn a_post_body_cannot_replace_the_shape_that_the_stand_in_would_merge(mode: Mode) {
+    let electric = standin_in(mode, Duration::from_millis(100));
     // What a proxy that only sets the URL would forward for acme.
     let acme_url = query(&[
         ("table", "items"),
@@ -416,10 +461,11 @@ async fn a_post_body_cannot_replace_the_shape_that_the_stand_in_would_merge() {
     keys.sort_unstable();
     assert_eq!(keys, ["limit", "order_by", "params", "where"]);
 }
+}
 
-#[tokio::test]
-async fn the_stand_in_evaluates_client_and_policy_for_every_accepted_where() {
-    let electric = standin(Duration::from_millis(100));
+both_ways! {
+async fn the_stand_in_evaluates_client_and_policy_for_every_accepted_where(mode: Mode) {
+    let electric = standin_in(mode, Duration::from_millis(100));
     for client_where in [
         "done = false",
         "tenant_id = 'globex' OR true",
@@ -453,10 +499,11 @@ async fn the_stand_in_evaluates_client_and_policy_for_every_accepted_where() {
         );
     }
 }
+}
 
-#[tokio::test]
-async fn policy_params_are_renumbered_after_the_clients() {
-    let electric = standin(Duration::from_millis(100));
+both_ways! {
+async fn policy_params_are_renumbered_after_the_clients(mode: Mode) {
+    let electric = standin_in(mode, Duration::from_millis(100));
     let query = query(&[
         ("table", "items"),
         ("offset", "-1"),
@@ -476,6 +523,7 @@ async fn policy_params_are_renumbered_after_the_clients() {
     assert_eq!(received.query_value("params[3]"), Some("acme"));
     // The stand-in bound each value to its own placeholder: acme's rows from 2 on, but 3.
     assert_eq!(ids(&reply), [2]);
+}
 }
 
 #[tokio::test]
@@ -889,7 +937,11 @@ proptest! {
 // The example gateway, whole, on TCP
 
 async fn gateway(allow: &str) -> Demo {
-    Demo::start(standin(Duration::from_millis(300)), SECRET, allow)
+    gateway_in(Mode::Plain, allow).await
+}
+
+async fn gateway_in(mode: Mode, allow: &str) -> Demo {
+    Demo::start(standin_in(mode, Duration::from_millis(300)), SECRET, allow)
         .await
         .unwrap()
 }
@@ -964,9 +1016,9 @@ async fn start_live(
     })
 }
 
-#[tokio::test]
-async fn each_tenant_gets_its_own_rows_decrypted_while_the_stand_in_holds_ciphertext() {
-    let demo = gateway("127.0.0.0/8").await;
+both_ways! {
+async fn each_tenant_gets_its_own_rows_decrypted_while_the_stand_in_holds_ciphertext(mode: Mode) {
+    let demo = gateway_in(mode, "127.0.0.0/8").await;
     let client = HttpClient::new();
 
     let stored = client
@@ -1014,10 +1066,11 @@ async fn each_tenant_gets_its_own_rows_decrypted_while_the_stand_in_holds_cipher
     )
     .contains(&("1".to_owned(), "Draft the launch plan".to_owned())));
 }
+}
 
-#[tokio::test]
-async fn a_live_long_poll_woken_by_an_insert_for_acme_reaches_alice_and_not_bob() {
-    let demo = gateway("127.0.0.0/8").await;
+both_ways! {
+async fn a_live_long_poll_woken_by_an_insert_for_acme_reaches_alice_and_not_bob(mode: Mode) {
+    let demo = gateway_in(mode, "127.0.0.0/8").await;
     let client = HttpClient::new();
     let alice = start_live(&demo, &client, "alice-token", ("cursor", "")).await;
     let bob = start_live(&demo, &client, "bob-token", ("cursor", "")).await;
@@ -1049,6 +1102,7 @@ async fn a_live_long_poll_woken_by_an_insert_for_acme_reaches_alice_and_not_bob(
     assert_eq!(bob.status, StatusCode::OK, "{:?}", bob.body);
     assert!(bob.values().unwrap().is_empty(), "{:?}", bob.body);
     assert_eq!(bob.header("electric-has-data"), Some("false"));
+}
 }
 
 #[tokio::test]
@@ -1083,9 +1137,9 @@ async fn the_gateway_refuses_before_the_stand_in() {
     );
 }
 
-#[tokio::test]
-async fn subsets_and_sse_through_the_gateway_are_decrypted_for_the_tenant() {
-    let demo = gateway("127.0.0.0/8").await;
+both_ways! {
+async fn subsets_and_sse_through_the_gateway_are_decrypted_for_the_tenant(mode: Mode) {
+    let demo = gateway_in(mode, "127.0.0.0/8").await;
     let client = HttpClient::new();
     let subset = json!({"where": "done = $1", "params": {"1": "false"}, "order_by": "id"});
     let reply = client
@@ -1144,6 +1198,7 @@ async fn subsets_and_sse_through_the_gateway_are_decrypted_for_the_tenant() {
         values,
         [json!({"id": "71", "tenant_id": "acme", "title": "streamed to alice", "done": "false"})]
     );
+}
 }
 
 /// Without a token the write has no tenant and so no key: that is the caller's 401, not a

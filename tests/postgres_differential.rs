@@ -150,8 +150,11 @@ type Gateway = tower::util::BoxCloneService<
     Infallible,
 >;
 
-fn gateway() -> (Gateway, Arc<Mutex<Option<(String, Bytes)>>>) {
-    let last: Arc<Mutex<Option<(String, Bytes)>>> = Arc::default();
+/// The last request the gateway forwarded: its URI and body.
+type Recorder = Arc<Mutex<Option<(String, Bytes)>>>;
+
+fn gateway() -> (Gateway, Recorder) {
+    let last: Recorder = Arc::default();
     let recorder = Arc::clone(&last);
     let inner = service_fn(move |request: Request<RequestBody<Full<Bytes>>>| {
         let recorder = Arc::clone(&recorder);

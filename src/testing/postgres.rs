@@ -46,6 +46,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -357,6 +358,51 @@ impl Drop for TestCluster {
         if let Err(error) = fs::remove_dir_all(&self.base) {
             tracing::warn!(dir = %self.base.display(), %error, "the test cluster's directory was not removed");
         }
+    }
+}
+
+/// The Postgres server an [`ElectricStandIn`](super::ElectricStandIn) evaluates where
+/// clauses and subsets in ([`StandInBuilder::postgres`](super::StandInBuilder::postgres)).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum PostgresTarget {
+    /// A server by its libpq-style connection string (`host=... port=... user=...`) or
+    /// `postgresql://` URL; its user must be allowed to create databases.
+    Url(String),
+    /// A throwaway cluster, kept running as long as the stand-in.
+    Cluster(Arc<TestCluster>),
+}
+
+impl PostgresTarget {
+    pub(crate) fn connection_string(&self) -> String {
+        match self {
+            Self::Url(url) => url.clone(),
+            Self::Cluster(cluster) => cluster.connection_string(),
+        }
+    }
+}
+
+impl From<&str> for PostgresTarget {
+    fn from(url: &str) -> Self {
+        Self::Url(url.to_owned())
+    }
+}
+
+impl From<String> for PostgresTarget {
+    fn from(url: String) -> Self {
+        Self::Url(url)
+    }
+}
+
+impl From<TestCluster> for PostgresTarget {
+    fn from(cluster: TestCluster) -> Self {
+        Self::Cluster(Arc::new(cluster))
+    }
+}
+
+impl From<Arc<TestCluster>> for PostgresTarget {
+    fn from(cluster: Arc<TestCluster>) -> Self {
+        Self::Cluster(cluster)
     }
 }
 
