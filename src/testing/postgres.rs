@@ -454,22 +454,42 @@ fn has_server(dir: &Path) -> bool {
 }
 
 fn find_bindir() -> Result<PathBuf, ClusterError> {
+    let pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+    find_bindir_in(
+        std::env::var_os(BINDIR_ENV).map(PathBuf::from),
+        pg_config,
+        Path::new("/usr/lib/postgresql"),
+        std::env::var_os("PATH"),
+    )
+}
+
+/// The first of the candidate directories (see the module docs) that holds the server
+/// programs.
+fn find_bindir_in(
+    from_env: Option<PathBuf>,
+    from_pg_config: Option<PathBuf>,
+    debian: &Path,
+    path: Option<std::ffi::OsString>,
+) -> Result<PathBuf, ClusterError> {
     let mut searched = Vec::new();
-    if let Some(dir) = std::env::var_os(BINDIR_ENV) {
-        let dir = PathBuf::from(dir);
+    if let Some(dir) = from_env {
         if has_server(&dir) {
             return Ok(dir);
         }
         searched.push(format!("{BINDIR_ENV}={}", dir.display()));
     }
-    if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-        if output.status.success() && has_server(&dir) {
+    if let Some(dir) = from_pg_config {
+        if has_server(&dir) {
             return Ok(dir);
         }
         searched.push(format!("pg_config --bindir ({})", dir.display()));
     }
-    let debian = Path::new("/usr/lib/postgresql");
     let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(debian)
         .map(|entries| {
             entries
@@ -487,7 +507,7 @@ fn find_bindir() -> Result<PathBuf, ClusterError> {
         return Ok(dir);
     }
     searched.push(format!("{}/<version>/bin", debian.display()));
-    if let Some(path) = std::env::var_os("PATH") {
+    if let Some(path) = path {
         for dir in std::env::split_paths(&path) {
             if has_server(&dir) {
                 return Ok(dir);
@@ -553,4 +573,64 @@ fn new_dir() -> Result<PathBuf, ClusterError> {
 fn free_port() -> io::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn scratch() -> PathBuf {
+        new_dir().unwrap()
+    }
+
+    fn with_server(dir: &Path) {
+        fs::create_dir_all(dir).unwrap();
+        for program in ["initdb", "postgres"] {
+            fs::write(dir.join(program), "").unwrap();
+        }
+    }
+
+    #[test]
+    fn without_server_programs_the_error_names_the_package_and_the_places_searched() {
+        let base = scratch();
+        // A client-only directory, as `pg_config --bindir` can name on Debian.
+        let client_only = base.join("client");
+        fs::create_dir_all(&client_only).unwrap();
+        fs::write(client_only.join("psql"), "").unwrap();
+        let error = find_bindir_in(
+            Some(base.join("nowhere")),
+            Some(client_only.clone()),
+            &base.join("debian"),
+            Some(client_only.clone().into_os_string()),
+        )
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, ClusterError::NotInstalled { .. }));
+        assert!(message.contains("apt-get install postgresql"), "{message}");
+        assert!(message.contains(BINDIR_ENV), "{message}");
+        assert!(
+            message.contains(&client_only.display().to_string()),
+            "{message}"
+        );
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn the_highest_debian_version_with_server_programs_is_found() {
+        let base = scratch();
+        let debian = base.join("debian");
+        with_server(&debian.join("13/bin"));
+        with_server(&debian.join("16/bin"));
+        // Client programs only: not a server installation.
+        fs::create_dir_all(debian.join("17/bin")).unwrap();
+        let found = find_bindir_in(None, Some(base.join("client")), &debian, None).unwrap();
+        assert_eq!(found, debian.join("16/bin"));
+        // The environment variable comes first.
+        with_server(&base.join("own"));
+        let found = find_bindir_in(Some(base.join("own")), None, &debian, None).unwrap();
+        assert_eq!(found, base.join("own"));
+        fs::remove_dir_all(base).unwrap();
+    }
 }
