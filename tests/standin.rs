@@ -1352,3 +1352,33 @@ async fn on_postgres_subsets_are_filtered_ordered_and_cut_by_postgres() {
         .unwrap()
         .contains("column \"done\" does not exist"));
 }
+
+/// By connection string: the stand-in works in a database of its own, dropped with it.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn on_postgres_by_url_the_stand_in_has_a_database_of_its_own_while_it_lives() {
+    let cluster = tower_electric::testing::postgres::TestCluster::start().unwrap();
+    let client = cluster.connect().await.unwrap();
+    let databases = || async {
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE 'tower_electric_standin_%'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    let standin = ElectricStandIn::builder()
+        .postgres(cluster.connection_string())
+        .build();
+    standin.create_table(items_table()).unwrap();
+    standin
+        .insert("items", [("id", "1"), ("title", "a"), ("done", "true")])
+        .unwrap();
+    let answer = get(&standin, &where_query("title ~ '^a$'")).await;
+    assert_eq!(ids(&answer.json()), ["1"]);
+    assert_eq!(databases().await, 1);
+    drop(standin);
+    assert_eq!(databases().await, 0);
+}

@@ -215,11 +215,27 @@ async fn run_select(
 
 /// The stand-in's connection to Postgres: a thread that runs one job at a time.
 pub(crate) struct PgWorker {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    /// `None` once dropping: the thread then ends.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Option<thread::JoinHandle<()>>,
     /// Each table's temporary table of rows in question.
     temps: Mutex<HashMap<TableName, String>>,
     /// Keeps a cluster the stand-in was given alive as long as the stand-in.
     _target: PostgresTarget,
+}
+
+impl Drop for PgWorker {
+    /// Ends the thread and waits for it to drop the stand-in's database, before a cluster
+    /// this worker keeps alive is stopped.
+    fn drop(&mut self) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for PgWorker {
@@ -237,11 +253,16 @@ impl PgWorker {
         let spawned = thread::Builder::new()
             .name("standin-postgres".into())
             .spawn(move || work(&connection_string, &receiver));
-        if let Err(error) = spawned {
-            tracing::error!(%error, "the stand-in's Postgres thread did not start");
-        }
+        let thread = match spawned {
+            Ok(thread) => Some(thread),
+            Err(error) => {
+                tracing::error!(%error, "the stand-in's Postgres thread did not start");
+                None
+            }
+        };
         Self {
-            jobs: Mutex::new(sender),
+            jobs: Mutex::new(Some(sender)),
+            thread,
             temps: Mutex::new(HashMap::new()),
             _target: target,
         }
@@ -249,7 +270,11 @@ impl PgWorker {
 
     fn send(&self, job: Job) {
         let sender = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(mpsc::SendError(job)) = sender.send(job) {
+        let unsent = match sender.as_ref() {
+            Some(sender) => sender.send(job).err().map(|mpsc::SendError(job)| job),
+            None => Some(job),
+        };
+        if let Some(job) = unsent {
             job.fail("the stand-in's Postgres thread has stopped");
         }
     }
