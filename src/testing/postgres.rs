@@ -234,6 +234,7 @@ impl TestCluster {
             .args(["-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off"])
             .args(["-c", "max_connections=40"])
+            .args(["-c", "shared_buffers=32MB"])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)
