@@ -22,6 +22,7 @@ mod columns;
 #[path = "../examples/encryption/demo.rs"]
 mod demo;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -204,6 +205,41 @@ async fn without_keys_the_gateway_serves_a_plaintext_electric_as_stored() {
         .unwrap();
     assert!(received_rows(&reply, "acme")
         .contains(&("1".to_owned(), "Draft the launch plan".to_owned())));
+}
+
+#[tokio::test]
+async fn keys_for_data_that_is_not_encrypted_answer_a_readable_502() {
+    let database = plaintext_electric();
+    let keys = TenantKeys::new(
+        HashMap::from([
+            ("acme".to_owned(), [0x11; 32]),
+            ("globex".to_owned(), [0x22; 32]),
+        ]),
+        app::ENCRYPTED_COLUMNS,
+    );
+    let gateway = Gateway::start(&database, plain_secret(), Some(keys)).await;
+    let reply = HttpClient::new()
+        .send(
+            Method::GET,
+            &gateway.shape_url(&ITEMS_SNAPSHOT),
+            Some("alice-token"),
+            None,
+        )
+        .await
+        .expect("an answer, not a closed connection");
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{:?}", reply.body);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    let message = reply.json().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("could not be transformed") && message.contains("transform failed"),
+        "{message}"
+    );
+    for (_, title) in stored_rows(&database, "acme") {
+        assert!(!contains(&reply.body, &title), "{title}: {message}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
