@@ -351,3 +351,32 @@ async fn a_held_long_poll_is_forwarded_as_its_bytes_come() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_head_waits_no_longer_than_the_message_cap_for_a_first_message() {
+    let (sender, receiver) = unbounded_channel();
+    let service = failing_on("none")
+        .max_message_bytes(64)
+        .layer(tower::service_fn({
+            let response = Mutex::new(Some(json_response(ChannelBody(receiver))));
+            move |_: Request<Full<Bytes>>| {
+                let response = response.lock().unwrap().take().unwrap();
+                async move { Ok::<_, Infallible>(response) }
+            }
+        }));
+    let mut future = Box::pin(service.oneshot(request("table=items&offset=-1")));
+    // A subset's members before `data` pass through; each is under the cap, together over it.
+    let metadata = format!(r#"{{"metadata":{{"x":"{}"}},"#, "m".repeat(40));
+    send_now(&sender, &metadata);
+    assert!((&mut future).now_or_never().is_none());
+    let other = format!(r#""other":"{}","#, "o".repeat(40));
+    send_now(&sender, &other);
+    let response = (&mut future).now_or_never().expect("head sent").unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    assert_eq!(ready_bytes(&mut body), format!("{metadata}{other}"));
+    send_now(&sender, r#""data":[{"key":"a","value":{}}]}"#);
+    drop(sender);
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert_eq!(rest, r#""data":[{"key":"a","value":{}}]}"#);
+}

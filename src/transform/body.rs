@@ -49,6 +49,8 @@ struct Engine<M> {
     seen_message: bool,
     /// Trailers that came while output was still queued; sent after it.
     trailers: Option<HeaderMap>,
+    /// The most output [`Transforming::poll_first`] queues before it stops waiting.
+    hold_limit: usize,
     done: bool,
 }
 
@@ -95,6 +97,7 @@ impl<B, M> Transforming<B, M> {
                 shape_table,
                 seen_message: false,
                 trailers: None,
+                hold_limit: max_message_bytes,
                 done: false,
             }),
         }
@@ -111,10 +114,18 @@ where
     /// queued, with whatever else that chunk held), the body ends, or trailers come: the most
     /// this buffers is the chunks up to the end of the first message. An error here is one
     /// before any byte was sent.
+    ///
+    /// Output that is not a message (whitespace, a subset's `metadata`) counts against the
+    /// message cap: past it, the wait ends and the body streams, so a body that never gets to
+    /// a message is not gathered in memory.
     pub(super) fn poll_first(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransformError>> {
         loop {
             let engine = &self.engine;
-            if engine.seen_message || engine.done || engine.trailers.is_some() {
+            if engine.seen_message
+                || engine.done
+                || engine.trailers.is_some()
+                || engine.splitter.output.queued_bytes() > engine.hold_limit
+            {
                 return Poll::Ready(Ok(()));
             }
             ready!(self.poll_read(cx))?;
