@@ -250,7 +250,6 @@ impl<M: MessageTransform> Engine<M> {
     }
 
     fn fail(&mut self, error: TransformError) -> TransformError {
-        tracing::warn!(%error, "shape log transform ended the response");
         self.done = true;
         while self.splitter.output.pop().is_some() {}
         error
@@ -291,6 +290,7 @@ where
                     return Poll::Ready(None);
                 }
                 if let Err(error) = ready!(transforming.poll_read(cx)) {
+                    tracing::warn!(%error, "shape log transform ended the response");
                     return Poll::Ready(Some(Err(error)));
                 }
             },
