@@ -114,14 +114,15 @@ fn essence(value: &HeaderValue) -> Option<&str> {
 /// `502` the client can read rather than a body cut short under a `200`.
 ///
 /// Only for responses that are not live. Electric answers those from its log at once, so the
-/// first message follows the head within moments and holding the head costs nothing; and the
-/// wait is bounded by what the layer buffers anyway (the chunks up to the end of one message).
+/// first message follows the head within moments and holding the head costs nothing; and
+/// what is held is bounded (the chunks up to the end of the first message, other output up to
+/// the message cap: see `Transforming::poll_first`).
 /// A live response is defined by waiting: an SSE stream's first frame may come 20 s after
 /// its head (or only a `: keep-alive`), and a long-poll's bytes whenever Electric has a
-/// change. Holding those heads would delay what the client is owed now (and Electric's client
-/// takes a late SSE head for proxy buffering), and a bound would need a timer, tying the
-/// layer to a runtime, that is either too short for a slow snapshot or too long for a stream.
-/// So live heads go out as they come and a failure in their body ends it with an error.
+/// change. Holding those heads would keep from the client what it is owed now, and a bound
+/// on the wait would need a timer, tying the layer to a runtime, that is either too short
+/// for a slow upstream or too long for a stream. So live heads go out as they come, and a
+/// failure in their body ends it with an error.
 fn holds_head(request: &http::request::Parts, framing: Framing) -> bool {
     framing == Framing::Json && !asks_live(request.uri.query().unwrap_or_default())
 }
