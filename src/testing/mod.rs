@@ -11,7 +11,8 @@
 //!   columns, replica), long-poll `live` requests held until a change or for
 //!   [`long_poll_hold`], `live_sse` streams with `: keep-alive` comments, `replica=full`,
 //!   `log=changes_only`, 409 `must-refetch` after [`rotate`] or for an unknown handle, `etag`
-//!   and `304`, `cache-control` per case, CORS, and `secret`/`api_secret`.
+//!   and `304`, `cache-control` per case, CORS, and `secret`/`api_secret` (plus Electric
+//!   Cloud's `source_id`, with [`cloud_source`]).
 //! - Subset snapshots: `subset__*` params and `POST /v1/shape` with a JSON body, whose keys
 //!   other than the subset's are merged over the URL's query params, as Electric does.
 //! - `where`, `params[n]`, `subset__where` and `subset__order_by` evaluated for a documented
@@ -94,6 +95,7 @@
 //! [`live_cancelled`]: ElectricStandIn::live_cancelled
 //! [`serve`]: ElectricStandIn::serve
 //! [`long_poll_hold`]: StandInBuilder::long_poll_hold
+//! [`cloud_source`]: StandInBuilder::cloud_source
 
 mod chunked;
 mod eval;
@@ -163,6 +165,8 @@ impl fmt::Debug for ElectricStandIn {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) secret: Option<SecretString>,
+    /// Electric Cloud's source id, required beside the secret when set.
+    pub(crate) source_id: Option<String>,
     pub(crate) long_poll_hold: Duration,
     pub(crate) sse_keep_alive: Duration,
     pub(crate) sse_duration: Duration,
@@ -241,6 +245,41 @@ impl StandInBuilder {
     pub fn secret(mut self, secret: impl Into<SecretString>) -> Self {
         self.config.secret = Some(secret.into());
         self
+    }
+
+    /// Answers like Electric Cloud's source `source_id`: requests to `/v1/shape` need both
+    /// `source_id` equal to `source_id` and `secret` (or legacy `api_secret`) equal to
+    /// `secret`, as in `https://api.electric-sql.cloud/v1/shape?table=items&offset=-1&source_id=…&secret=…`;
+    /// a missing or wrong one gets Electric's 401.
+    ///
+    /// ```
+    /// use http_body_util::Empty;
+    /// use tower::ServiceExt;
+    /// use tower_electric::testing::ElectricStandIn;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = ElectricStandIn::builder()
+    ///     .cloud_source("source-1", "source-secret")
+    ///     .with_demo_data()
+    ///     .build();
+    /// let ask = |query: &str| {
+    ///     let request = http::Request::get(format!("/v1/shape?table=items&offset=-1&{query}"));
+    ///     cloud.clone().oneshot(request.body(Empty::<bytes::Bytes>::new()).unwrap())
+    /// };
+    /// assert_eq!(ask("source_id=source-1&secret=source-secret").await?.status(), 200);
+    /// assert_eq!(ask("secret=source-secret").await?.status(), 401);
+    /// assert_eq!(ask("source_id=source-2&secret=source-secret").await?.status(), 401);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cloud_source(
+        mut self,
+        source_id: impl Into<String>,
+        secret: impl Into<SecretString>,
+    ) -> Self {
+        self.config.source_id = Some(source_id.into());
+        self.secret(secret)
     }
 
     /// How long a long-poll (`live=true`) request waits for a change before answering
@@ -356,6 +395,7 @@ impl ElectricStandIn {
         StandInBuilder {
             config: Config {
                 secret: None,
+                source_id: None,
                 long_poll_hold: DEFAULT_LONG_POLL_HOLD,
                 sse_keep_alive: DEFAULT_SSE_KEEP_ALIVE,
                 sse_duration: DEFAULT_SSE_DURATION,

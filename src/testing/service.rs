@@ -312,16 +312,22 @@ async fn shape_endpoint(
     response
 }
 
-/// Electric's check: `secret`, else `api_secret`, equal to the configured secret. Plain
-/// equality, as Electric compares; this is a test double, not a gate.
+/// Electric's check: `secret`, else `api_secret`, equal to the configured secret; for a Cloud
+/// source, `source_id` equal to its id too. Plain equality, as Electric compares; this is a
+/// test double, not a gate.
 fn authorized(shared: &Shared, pairs: &QueryPairs) -> bool {
-    let Some(secret) = &shared.config.secret else {
-        return true;
+    let source = match &shared.config.source_id {
+        Some(source_id) => pairs.get("source_id") == Some(source_id.as_str()),
+        None => true,
     };
-    pairs
-        .get("secret")
-        .or_else(|| pairs.get("api_secret"))
-        .is_some_and(|given| given == secret.expose())
+    let Some(secret) = &shared.config.secret else {
+        return source;
+    };
+    source
+        && pairs
+            .get("secret")
+            .or_else(|| pairs.get("api_secret"))
+            .is_some_and(|given| given == secret.expose())
 }
 
 fn unauthorized() -> Answer {
