@@ -35,18 +35,25 @@ pin_project! {
             #[pin]
             timeout: Sleep,
             idle_timeout: Duration,
+            tls: bool,
         },
         Answered { rejection: Option<Rejection> },
     }
 }
 
 impl ResponseFuture {
-    pub(super) fn waiting(response: legacy::ResponseFuture, idle_timeout: Duration) -> Self {
+    /// `tls`: whether the upstream is `https://`, so that a failure may be a TLS failure.
+    pub(super) fn waiting(
+        response: legacy::ResponseFuture,
+        idle_timeout: Duration,
+        tls: bool,
+    ) -> Self {
         Self {
             state: State::Waiting {
                 response,
                 timeout: tokio::time::sleep(idle_timeout),
                 idle_timeout,
+                tls,
             },
         }
     }
@@ -76,14 +83,10 @@ impl Future for ResponseFuture {
                 response,
                 timeout,
                 idle_timeout,
+                tls,
             } => match response.poll(cx) {
                 Poll::Ready(Ok(response)) => client_response(response, *idle_timeout),
-                Poll::Ready(Err(error)) => {
-                    // The chain names the cause (refused, reset, DNS); the URI, which may
-                    // carry `secret=`, is in none of its parts.
-                    tracing::warn!(error = %ErrorChain(&error), "upstream request failed");
-                    Rejection::bad_gateway().into_response()
-                }
+                Poll::Ready(Err(error)) => upstream_failure(&error, *tls).into_response(),
                 Poll::Pending => {
                     if timeout.poll(cx).is_pending() {
                         return Poll::Pending;
@@ -105,6 +108,26 @@ impl Future for ResponseFuture {
         Poll::Ready(Ok(response))
     }
 }
+
+/// The 502 for a request that got no response head: the plain one, or for a TLS failure one
+/// that says so (and no more: which certificate, host or check is in the log only).
+fn upstream_failure(error: &legacy::Error, tls: bool) -> Rejection {
+    // The chain names the cause (refused, reset, DNS, the certificate check that failed);
+    // the URI, which may carry `secret=`, is in none of its parts.
+    #[cfg(feature = "tls")]
+    if tls && super::tls::is_tls_failure(error) {
+        tracing::warn!(error = %ErrorChain(error), "upstream TLS failed");
+        return Rejection::bad_gateway().with_message(TLS_FAILED);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
+    tracing::warn!(error = %ErrorChain(error), "upstream request failed");
+    Rejection::bad_gateway()
+}
+
+/// The message of a TLS failure's 502.
+#[cfg(feature = "tls")]
+const TLS_FAILED: &str = "Bad gateway: TLS with the upstream failed";
 
 /// Electric's response for the client: status, end-to-end headers and streamed body as they
 /// are; nothing from the upstream connection (hop-by-hop headers, connection info in the
