@@ -26,16 +26,29 @@ pin_project! {
     }
 }
 
+/// hyper-util's response future; with TLS, run with the request's note of TLS failures.
+#[cfg(feature = "tls")]
+type Pending = tokio::task::futures::TaskLocalFuture<TlsWatch, legacy::ResponseFuture>;
+
+#[cfg(not(feature = "tls"))]
+type Pending = legacy::ResponseFuture;
+
+#[cfg(feature = "tls")]
+type TlsWatch = super::tls::Watch;
+#[cfg(not(feature = "tls"))]
+type TlsWatch = ();
+
 pin_project! {
     #[project = StateProj]
     enum State {
         Waiting {
             #[pin]
-            response: legacy::ResponseFuture,
+            response: Pending,
             #[pin]
             timeout: Sleep,
             idle_timeout: Duration,
-            tls: bool,
+            // `Some` for an `https://` upstream: a failure may then be a TLS failure.
+            tls: Option<TlsWatch>,
         },
         Answered { rejection: Option<Rejection> },
     }
@@ -48,6 +61,13 @@ impl ResponseFuture {
         idle_timeout: Duration,
         tls: bool,
     ) -> Self {
+        #[cfg(feature = "tls")]
+        let (response, tls) = {
+            let (response, watch) = super::tls::watch(response);
+            (response, tls.then_some(watch))
+        };
+        #[cfg(not(feature = "tls"))]
+        let tls = tls.then_some(());
         Self {
             state: State::Waiting {
                 response,
@@ -86,7 +106,7 @@ impl Future for ResponseFuture {
                 tls,
             } => match response.poll(cx) {
                 Poll::Ready(Ok(response)) => client_response(response, *idle_timeout),
-                Poll::Ready(Err(error)) => upstream_failure(&error, *tls).into_response(),
+                Poll::Ready(Err(error)) => upstream_failure(&error, tls.as_ref()).into_response(),
                 Poll::Pending => {
                     if timeout.poll(cx).is_pending() {
                         return Poll::Pending;
@@ -111,12 +131,27 @@ impl Future for ResponseFuture {
 
 /// The 502 for a request that got no response head: the plain one, or for a TLS failure one
 /// that says so (and no more: which certificate, host or check is in the log only).
-fn upstream_failure(error: &legacy::Error, tls: bool) -> Rejection {
+fn upstream_failure(error: &legacy::Error, tls: Option<&TlsWatch>) -> Rejection {
     // The chain names the cause (refused, reset, DNS, the certificate check that failed);
     // the URI, which may carry `secret=`, is in none of its parts.
     #[cfg(feature = "tls")]
-    if tls && super::tls::is_tls_failure(error) {
-        tracing::warn!(error = %ErrorChain(error), "upstream TLS failed");
+    if let Some(failure) = tls.and_then(|watch| super::tls::tls_failure(error, watch)) {
+        match failure {
+            super::tls::TlsFailure::InError => {
+                tracing::warn!(error = %ErrorChain(error), "upstream TLS failed");
+            }
+            super::tls::TlsFailure::OnConnection(tls_error) => {
+                tracing::warn!(error = %ErrorChain(error), %tls_error, "upstream TLS failed");
+            }
+            super::tls::TlsFailure::CertificateRefused => {
+                tracing::warn!(
+                    error = %ErrorChain(error),
+                    "upstream TLS failed: the server asked for a client certificate, then \
+                     closed the connection before any answer (most likely refusing the \
+                     certificate, or its absence)"
+                );
+            }
+        }
         return Rejection::bad_gateway().with_message(TLS_FAILED);
     }
     #[cfg(not(feature = "tls"))]
@@ -134,6 +169,8 @@ const TLS_FAILED: &str = "Bad gateway: TLS with the upstream failed";
 /// extensions) comes along.
 fn client_response(response: Response<Incoming>, idle_timeout: Duration) -> Response<ResponseBody> {
     let (parts, body) = response.into_parts();
+    #[cfg(feature = "tls")]
+    super::tls::answered(&parts.extensions);
     let mut client = Response::new(ResponseBody::upstream(body, idle_timeout));
     *client.status_mut() = parts.status;
     *client.headers_mut() = parts.headers;

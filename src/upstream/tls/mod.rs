@@ -6,6 +6,8 @@
 //! explicitly rather than taken from the process default, so an application that also links
 //! another provider neither changes this client's nor makes building it fail.
 
+mod watch;
+
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,8 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 use zeroize::Zeroizing;
+
+pub(super) use self::watch::{answered, tls_failure, watch, TlsFailure, Watch};
 
 /// Where an `https://` upstream's trusted root certificates come from.
 ///
@@ -269,20 +273,9 @@ fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 /// The connector of every upstream when the feature is on: TLS for `https://`, plain TCP for
-/// `http://` (the scheme is fixed per upstream, so one upstream only ever uses one of them).
-pub(super) type Connector = HttpsConnector<HttpConnector>;
-
-/// Which HTTP versions ALPN offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Alpn {
-    /// `h2` and `http/1.1`: the server chooses, per connection.
-    Both,
-    /// `h2` alone (`http2_only`): an HTTP/1.1-only server refuses the handshake rather than
-    /// being spoken h2 to.
-    H2,
-    /// `http/1.1` alone (`http1_only`).
-    Http1,
-}
+/// `http://` (the scheme is fixed per upstream, so one upstream only ever uses one of them),
+/// every connection watched for TLS failures.
+pub(super) type Connector = watch::Connector<HttpsConnector<HttpConnector>>;
 
 /// The connector for `https://` (`tls` set) or `http://` (`None`).
 pub(super) fn connector(
@@ -292,20 +285,22 @@ pub(super) fn connector(
     let Some((config, alpn)) = tls else {
         // Plain HTTP never makes a handshake, so this empty trust store is never asked; were
         // it asked, it would trust nothing.
-        return Ok(HttpsConnectorBuilder::new()
-            .with_tls_config(config_with(RootCertStore::empty())?.with_no_client_auth())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http));
+        return Ok(watch::Connector::new(
+            HttpsConnectorBuilder::new()
+                .with_tls_config(config_with(RootCertStore::empty())?.with_no_client_auth())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http),
+        ));
     };
     let builder = HttpsConnectorBuilder::new()
-        .with_tls_config(config)
+        .with_tls_config(watch::noting_certificate_requests(config))
         .https_only();
-    Ok(match alpn {
+    Ok(watch::Connector::new(match alpn {
         Alpn::Both => builder.enable_all_versions().wrap_connector(http),
         Alpn::H2 => builder.enable_http2().wrap_connector(http),
         Alpn::Http1 => builder.enable_http1().wrap_connector(http),
-    })
+    }))
 }
 
 /// A client configuration with ring and its safe protocol versions, trusting `roots`.
@@ -320,37 +315,16 @@ fn config_with(
     )
 }
 
-/// Whether `error` (or anything it wraps) is a TLS failure: a handshake, a certificate check,
-/// or an alert from the server (a server that requires a client certificate may only refuse
-/// after a TLS 1.3 handshake looked complete, on the first read). Only asked about errors of
-/// `https://` upstreams, before the response head.
-///
-/// Two ways to tell: a `rustls::Error` in the chain (looked for inside `io::Error`s with
-/// `get_ref` too, since an `io::Error`'s `source()` skips the error it wraps); or an I/O error
-/// of kind `InvalidData`. The second is for h2 connections, whose I/O errors reach hyper as a
-/// kind and a text only; below HTTP on a TLS connection, only the TLS layer fails a read or a
-/// write with `InvalidData` (TCP never does, and hyper's own `InvalidData` errors are its
-/// chunked-body decoder's, after the head).
-pub(super) fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    // Bounded: an error chain is short; a cyclic one must not hang a request.
-    for _ in 0..32 {
-        let Some(error) = next else {
-            return false;
-        };
-        if error.is::<rustls::Error>() {
-            return true;
-        }
-        next = match error.downcast_ref::<io::Error>() {
-            Some(io) if io.kind() == io::ErrorKind::InvalidData => return true,
-            Some(io) => match io.get_ref() {
-                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-                None => std::error::Error::source(io),
-            },
-            None => error.source(),
-        };
-    }
-    false
+/// Which HTTP versions ALPN offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Alpn {
+    /// `h2` and `http/1.1`: the server chooses, per connection.
+    Both,
+    /// `h2` alone (`http2_only`): an HTTP/1.1-only server refuses the handshake rather than
+    /// being spoken h2 to.
+    H2,
+    /// `http/1.1` alone (`http1_only`).
+    Http1,
 }
 
 #[cfg(test)]
@@ -358,35 +332,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_rustls_error_is_found_inside_nested_io_errors() {
-        let rustls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        let nested = io::Error::other(io::Error::new(io::ErrorKind::InvalidData, rustls));
-        assert!(is_tls_failure(&nested));
-        // `source()` alone would not find it.
-        assert!(std::error::Error::source(&nested).is_none());
-    }
-
-    #[test]
-    fn an_alert_that_reached_hyper_as_text_is_a_tls_failure() {
-        // As an h2 connection's I/O error reaches hyper: the kind and the text, no rustls type.
-        let alert = io::Error::new(
-            io::ErrorKind::InvalidData,
-            "received fatal alert: CertificateRequired",
-        );
-        assert!(is_tls_failure(&io::Error::other(alert)));
-    }
-
-    #[test]
-    fn other_errors_are_not_tls_failures() {
-        let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "refused");
-        assert!(!is_tls_failure(&refused));
-        assert!(!is_tls_failure(&io::Error::other(refused)));
-    }
-
-    #[test]
     fn web_roots_are_the_default_and_not_empty() {
         let settings = TlsSettings::default();
         assert!(!settings.is_set());
         assert!(settings.client_config().is_ok());
+        let custom_only = TlsSettings {
+            roots: Some(TlsRoots::CustomOnly),
+            ..TlsSettings::default()
+        };
+        assert_eq!(custom_only.client_config().err(), Some(TlsError::NoRoots));
     }
 }
