@@ -550,6 +550,38 @@ async fn a_plaintext_server_at_an_https_url_is_a_tls_502() {
 }
 
 #[tokio::test]
+async fn a_server_that_never_answers_the_handshake_is_a_502_within_the_connect_timeout() {
+    // TCP accepted, then silence: the connect timeout covers the TLS handshake too, so this
+    // is a 502 in well under the idle timeout, not a 504 after it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (held, mut held_receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let _ = held.send(socket);
+        }
+    });
+    let ca = Ca::new("Electric CA");
+    let upstream = ElectricUpstream::builder(format!("https://localhost:{}", address.port()))
+        .ca_pem(ca.pem.as_bytes())
+        .connect_timeout(Duration::from_millis(200))
+        .idle_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let response = tokio::time::timeout(HANG_GUARD, upstream.oneshot(get("/v1/shape")))
+        .await
+        .expect("the handshake wait was not bounded by the connect timeout")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, r#"{"message":"Bad gateway"}"#);
+    assert!(
+        held_receiver.try_recv().is_ok(),
+        "the server never saw the connection"
+    );
+}
+
+#[tokio::test]
 async fn a_plain_connect_failure_is_still_the_plain_502() {
     // Nothing listening: not a TLS failure, and not said to be one.
     let address = {

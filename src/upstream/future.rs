@@ -26,7 +26,7 @@ pin_project! {
     }
 }
 
-/// hyper-util's response future; with TLS, run with the request's note of TLS failures.
+/// hyper-util's response future; with TLS, run with the request's watch on its connection.
 #[cfg(feature = "tls")]
 type Pending = tokio::task::futures::TaskLocalFuture<TlsWatch, legacy::ResponseFuture>;
 

@@ -307,7 +307,8 @@ impl Builder {
         self
     }
 
-    /// How long connecting to Electric may take. Default 5 s.
+    /// How long connecting to Electric may take (with the `tls` feature, the TLS handshake
+    /// included). Default 5 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -523,7 +524,7 @@ impl Builder {
             if self.tls.is_set() {
                 return Err(BuildError::TlsSettingsWithoutHttps);
             }
-            return Ok(tls::connector(http, None)?);
+            return Ok(tls::connector(http, self.connect_timeout, None)?);
         }
         // The TLS connector hands the TCP connector `https://` URIs.
         http.enforce_http(false);
@@ -532,9 +533,11 @@ impl Builder {
             Versions::Http1 => tls::Alpn::Http1,
             Versions::Http2 => tls::Alpn::H2,
         };
+        let config = self.tls.client_config()?;
         Ok(tls::connector(
             http,
-            Some((self.tls.client_config()?, alpn)),
+            self.connect_timeout,
+            Some((config, alpn)),
         )?)
     }
 

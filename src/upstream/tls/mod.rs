@@ -12,6 +12,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -277,9 +278,11 @@ fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
 /// every connection watched for TLS failures.
 pub(super) type Connector = watch::Connector<HttpsConnector<HttpConnector>>;
 
-/// The connector for `https://` (`tls` set) or `http://` (`None`).
+/// The connector for `https://` (`tls` set) or `http://` (`None`); connecting takes at most
+/// `timeout`, TLS handshake included.
 pub(super) fn connector(
     http: HttpConnector,
+    timeout: Duration,
     tls: Option<(ClientConfig, Alpn)>,
 ) -> Result<Connector, TlsError> {
     let Some((config, alpn)) = tls else {
@@ -291,16 +294,18 @@ pub(super) fn connector(
                 .https_or_http()
                 .enable_http1()
                 .wrap_connector(http),
+            timeout,
         ));
     };
     let builder = HttpsConnectorBuilder::new()
         .with_tls_config(watch::noting_certificate_requests(config))
         .https_only();
-    Ok(watch::Connector::new(match alpn {
+    let connector = match alpn {
         Alpn::Both => builder.enable_all_versions().wrap_connector(http),
         Alpn::H2 => builder.enable_http2().wrap_connector(http),
         Alpn::Http1 => builder.enable_http1().wrap_connector(http),
-    }))
+    };
+    Ok(watch::Connector::new(connector, timeout))
 }
 
 /// A client configuration with ring and its safe protocol versions, trusting `roots`.

@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
@@ -164,13 +165,19 @@ impl ResolvesClientCert for NoteCertificateRequest {
     }
 }
 
-/// A connector whose connections keep a [`Note`].
+/// A connector whose connections keep a [`Note`], and whose connecting (TCP and the TLS
+/// handshake) takes at most the connect timeout: the TCP connector's own timeout ends at the
+/// TCP handshake, and a server that accepts but never answers the TLS handshake would
+/// otherwise hold the request until the idle timeout.
 #[derive(Debug, Clone)]
-pub(in crate::upstream) struct Connector<C>(C);
+pub(in crate::upstream) struct Connector<C> {
+    inner: C,
+    timeout: Duration,
+}
 
 impl<C> Connector<C> {
-    pub(super) fn new(inner: C) -> Self {
-        Self(inner)
+    pub(super) fn new(inner: C, timeout: Duration) -> Self {
+        Self { inner, timeout }
     }
 }
 
@@ -185,7 +192,7 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.0.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
@@ -195,9 +202,19 @@ where
         if let Ok(watch) = REQUEST.try_with(Watch::clone) {
             let _ = watch.0.set(note.clone());
         }
-        let connecting = HANDSHAKE.scope(note.clone(), self.0.call(uri));
+        let connecting = HANDSHAKE.scope(note.clone(), self.inner.call(uri));
+        let timeout = self.timeout;
         Box::pin(async move {
-            let io = connecting.await.map_err(Into::into)?;
+            let io = match tokio::time::timeout(timeout, connecting).await {
+                Ok(connected) => connected.map_err(Into::into)?,
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connecting (TCP and TLS handshake) timed out",
+                    )
+                    .into())
+                }
+            };
             Ok(Watched { io, note })
         })
     }
