@@ -810,6 +810,35 @@ async fn the_ca_from_a_pem_file_is_trusted() {
 }
 
 #[tokio::test]
+async fn the_system_store_does_not_know_a_private_ca_but_a_ca_added_to_it_is_trusted() {
+    let standin = items();
+    let ca = Ca::new("Electric CA");
+    let server = TlsStandIn::serve(&standin, &ServerTls::new(ca.server(&["localhost"]))).await;
+    // A machine without a trust store cannot build this upstream at all: that is said.
+    match ElectricUpstream::builder(server.url())
+        .tls_roots(TlsRoots::System)
+        .build()
+    {
+        Ok(upstream) => {
+            assert_tls_refusal(upstream, &server).await;
+        }
+        Err(error) => assert_eq!(error, BuildError::Tls(TlsError::NoRoots)),
+    }
+    let upstream = ElectricUpstream::builder(server.url())
+        .tls_roots(TlsRoots::System)
+        .ca_pem(ca.pem.as_bytes())
+        .build()
+        .unwrap();
+    let response = upstream
+        .oneshot(get(
+            "/v1/shape?offset=-1&table=items&secret=s3cr3t-electric",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_client_certificate_is_presented_to_a_server_that_requires_one() {
     let standin = items();
     let ca = Ca::new("Electric CA");
