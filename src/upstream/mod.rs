@@ -11,9 +11,9 @@
 //! provider, TLS 1.2 and 1.3, SNI, and ALPN offering `h2` and `http/1.1` so that Electric (or
 //! the load balancer in front of it) chooses per connection ([`Builder::http1_only`] and
 //! [`Builder::http2_only`] narrow the offer). The certificate is always verified, against the
-//! URL's host and the roots of [`Builder::tls_roots`] (Mozilla's by default, or the system's),
-//! plus any CA given with [`Builder::ca_pem`] or [`Builder::ca_pem_file`]; there is no switch
-//! to turn verification off. [`Builder::client_identity_pem`] adds a client certificate (mTLS).
+//! URL's host and the roots of `Builder::tls_roots` (Mozilla's by default, or the system's),
+//! plus any CA given with `Builder::ca_pem` or `Builder::ca_pem_file`; there is no switch to
+//! turn verification off. `Builder::client_identity_pem` adds a client certificate (mTLS).
 //!
 //! What crosses, and what does not:
 //! - hop-by-hop headers (`Connection` and every header it names, `Keep-Alive`,
