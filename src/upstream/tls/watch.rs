@@ -9,10 +9,9 @@
 //!
 //! So every connection keeps a [`Note`]: the first TLS error its reads and writes saw, whether
 //! the server asked for a client certificate in the handshake, and whether a response came
-//! back on it.
-//! The request's error finds the note through the connection info hyper-util attaches to it,
-//! or, for a connection that failed before hyper-util handed it over, through the request's own
-//! [`Watch`], which the connector (called in the request's task) fills in.
+//! back on it. The request's error finds the note through the connection info hyper-util
+//! attaches to it, or, for a connection that failed before hyper-util handed it over, through
+//! the request's own [`Watch`], which the connector (called in the request's task) fills in.
 
 use std::future::Future;
 use std::io;
@@ -109,7 +108,7 @@ pub(in crate::upstream) fn answered(response: &http::Extensions) {
 /// Whether `error`, or anything it wraps, is a `rustls::Error`. An `io::Error` hides the error
 /// it wraps from `source()` (it returns the wrapped error's own source), so wrapped errors are
 /// looked into with `get_ref` as well.
-pub(super) fn has_rustls_error(error: &(dyn std::error::Error + 'static)) -> bool {
+fn has_rustls_error(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
     // Bounded: an error chain is short; a cyclic one must not hang a request.
     for _ in 0..32 {
