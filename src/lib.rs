@@ -113,6 +113,8 @@
 //!
 //! # Features
 //! - `proxy` (default): `ElectricUpstream`, the forwarding service (hyper-util client).
+//! - `tls` (default): `https://` upstreams for `ElectricUpstream` (rustls with ring; web or
+//!   system roots, custom CAs, client certificates).
 //! - `testing`: the Electric stand-in (in-process service and TCP server).
 //! - `postgres` (implies `testing`): `testing::postgres::TestCluster`, a throwaway Postgres
 //!   cluster for tests (needs Postgres's server programs installed), and the stand-in's

@@ -67,6 +67,7 @@ impl Gateway {
         let router = app::router(app::GatewayConfig {
             electric_url: electric.url().to_owned(),
             upstream_http2: false,
+            upstream_tls: Default::default(),
             secret,
             tokens: app::parse_tokens(demo::DEMO_TOKENS).unwrap(),
             lists: IpLists::new().allow("127.0.0.0/8").unwrap(),

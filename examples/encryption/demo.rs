@@ -183,6 +183,7 @@ impl Demo {
             lists: IpLists::new().allow(allow)?,
             require_tokens: None,
             upstream_http2: false,
+            upstream_tls: Default::default(),
             keys: Some(keys.clone()),
             writes: Some(database.clone()),
         })?;

@@ -54,6 +54,8 @@ pub(crate) struct GatewayConfig {
     pub(crate) electric_url: String,
     /// Talk to Electric over h2c instead of HTTP/1.1.
     pub(crate) upstream_http2: bool,
+    /// PEM files for an `https://` Electric.
+    pub(crate) upstream_tls: UpstreamTls,
     /// Electric's secret (and Electric Cloud's source id), injected upstream.
     pub(crate) secret: InjectSecret,
     /// Demo bearer tokens → tenant.
@@ -70,11 +72,25 @@ pub(crate) struct GatewayConfig {
     pub(crate) writes: Option<ElectricStandIn>,
 }
 
+/// PEM files for an `https://` Electric: a CA trusted beside the web roots (a self-hosted
+/// Electric with a private CA), and a client certificate and key (mTLS).
+#[derive(Debug, Default)]
+pub(crate) struct UpstreamTls {
+    pub(crate) ca_file: Option<std::path::PathBuf>,
+    pub(crate) client_identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
 /// The gateway's router.
 pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
-    let upstream = ElectricUpstream::builder(config.electric_url)
-        .http2_only(config.upstream_http2)
-        .build()?;
+    let mut upstream =
+        ElectricUpstream::builder(config.electric_url).http2_only(config.upstream_http2);
+    if let Some(ca) = &config.upstream_tls.ca_file {
+        upstream = upstream.ca_pem_file(ca);
+    }
+    if let Some((cert, key)) = &config.upstream_tls.client_identity {
+        upstream = upstream.client_identity_pem_files(cert, key);
+    }
+    let upstream = upstream.build()?;
     let policy = policy()?;
 
     let ip_allow = IpAllowLayer::new(config.lists).client_ip_source(ClientIpSource::XForwardedFor);

@@ -7,7 +7,8 @@
 //!
 //! Configuration (environment):
 //! - `LISTEN_ADDR` (default `127.0.0.1:3001`): where the gateway listens.
-//! - `ELECTRIC_URL`: Electric's base URL (for Electric Cloud, `https://api.electric-sql.cloud`).
+//! - `ELECTRIC_URL`: Electric's base URL, `http://` or `https://` (verified against Mozilla's
+//!   roots, plus `ELECTRIC_CA_FILE`; for Electric Cloud, `https://api.electric-sql.cloud`).
 //!   Set, the gateway decrypts nothing unless `TENANT_KEYS` is set too: values pass as
 //!   Electric stores them. Unset, an in-process Electric stand-in is started, seeded with demo
 //!   data (item titles encrypted at rest with per-tenant keys, decrypted by the gateway) and
@@ -19,8 +20,13 @@
 //!   into every upstream request.
 //! - `ELECTRIC_SOURCE_ID`: Electric Cloud's source id, injected as `source_id` beside the
 //!   secret. With the stand-in, the stand-in then requires it, as Cloud does.
-//! - `ELECTRIC_HTTP2`: if set, talk to Electric over h2c (one connection carries every
-//!   long-poll) instead of pooled HTTP/1.1 connections.
+//! - `ELECTRIC_HTTP2`: if set, talk to Electric over HTTP/2 only (h2c for `http://`; h2 for
+//!   `https://`, where ALPN otherwise lets Electric choose) instead of pooled HTTP/1.1
+//!   connections: one connection carries every long-poll.
+//! - `ELECTRIC_CA_FILE`: a PEM file of CA certificates trusted beside the web roots, for a
+//!   self-hosted Electric whose certificate a private CA issued.
+//! - `ELECTRIC_CLIENT_CERT`, `ELECTRIC_CLIENT_KEY`: PEM files of a client certificate (chain)
+//!   and its key, presented to an `https://` Electric that requires one (mTLS). Both or neither.
 //! - `GATEWAY_TOKENS` (default `alice-token=acme,bob-token=globex`): demo bearer tokens and the
 //!   tenant each one is. **Demo only**: a real app puts its own authentication here.
 //! - `TENANT_KEYS`: `tenant=<64 hex digits>,...`, the AES-256 keys of the encrypted `title`
@@ -125,6 +131,7 @@ async fn main() -> Result<(), BoxError> {
     let router = app::router(GatewayConfig {
         electric_url: electric_url.clone(),
         upstream_http2: std::env::var_os("ELECTRIC_HTTP2").is_some(),
+        upstream_tls: upstream_tls()?,
         secret,
         tokens: tokens.clone(),
         lists: IpLists::new()
@@ -255,6 +262,24 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
+}
+
+/// `ELECTRIC_CA_FILE`, `ELECTRIC_CLIENT_CERT` and `ELECTRIC_CLIENT_KEY`.
+fn upstream_tls() -> Result<app::UpstreamTls, BoxError> {
+    let client_identity = match (
+        std::env::var_os("ELECTRIC_CLIENT_CERT"),
+        std::env::var_os("ELECTRIC_CLIENT_KEY"),
+    ) {
+        (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+        (None, None) => None,
+        _ => {
+            return Err("set both ELECTRIC_CLIENT_CERT and ELECTRIC_CLIENT_KEY, or neither".into())
+        }
+    };
+    Ok(app::UpstreamTls {
+        ca_file: std::env::var_os("ELECTRIC_CA_FILE").map(Into::into),
+        client_identity,
+    })
 }
 
 fn env_or(name: &str, default: &str) -> String {

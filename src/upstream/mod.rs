@@ -7,6 +7,14 @@
 //! client (or h2c with [`Builder::http2_only`]) and streams both bodies: a shape log or an SSE
 //! stream reaches the client frame by frame as Electric writes it.
 //!
+//! With the `tls` feature (on by default) the base URL may be `https://`: rustls with the ring
+//! provider, TLS 1.2 and 1.3, SNI, and ALPN offering `h2` and `http/1.1` so that Electric (or
+//! the load balancer in front of it) chooses per connection ([`Builder::http1_only`] and
+//! [`Builder::http2_only`] narrow the offer). The certificate is always verified, against the
+//! URL's host and the roots of `Builder::tls_roots` (Mozilla's by default, or the system's),
+//! plus any CA given with `Builder::ca_pem` or `Builder::ca_pem_file`; there is no switch to
+//! turn verification off. `Builder::client_identity_pem` adds a client certificate (mTLS).
+//!
 //! What crosses, and what does not:
 //! - hop-by-hop headers (`Connection` and every header it names, `Keep-Alive`,
 //!   `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, `Proxy-Authenticate`,
@@ -17,9 +25,12 @@
 //!   `content-type`, ...) and every status (304, 400, 409, 503, ...) passes through untouched.
 //!
 //! Upstream trouble is a response, never an error (`Error = Infallible`): unreachable or a
-//! broken connection is a 502 and no response head within the idle timeout a 504, both
-//! `Rejection` JSON bodies that name nothing internal; the cause is logged with `tracing` at
-//! warn level (without the query, which may carry `secret=`). The idle timeout (90 s by default,
+//! broken connection is a 502 (`{"message":"Bad gateway"}`), a failed TLS handshake,
+//! certificate check or TLS alert a 502 that says so
+//! (`{"message":"Bad gateway: TLS with the upstream failed"}`), and no response head within
+//! the idle timeout a 504: `Rejection` JSON bodies that name nothing internal (no address,
+//! host or certificate). The cause is logged with `tracing` at warn level (without the query,
+//! which may carry `secret=`). The idle timeout (90 s by default,
 //! longer than Electric's 20 s long-polls and 60 s SSE streams) also bounds the wait between
 //! two body frames. Dropping the response future or the response body cancels the upstream
 //! request.
@@ -59,9 +70,12 @@
 //!     .service(upstream);
 //! # let _ = gateway;
 //!
-//! // Anything but a plain `http://` base URL is refused when building.
-//! assert!(ElectricUpstream::new("https://electric.example").is_err());
+//! // Over TLS (feature `tls`): Mozilla's roots, or a private CA for a self-hosted Electric.
+//! let _cloud = ElectricUpstream::new("https://electric.example")?;
+//!
+//! // Credentials, a query or another scheme in the base URL are refused when building.
 //! assert!(ElectricUpstream::new("http://user:pass@electric:3000").is_err());
+//! assert!(ElectricUpstream::new("ftp://electric.example").is_err());
 //! # Ok(())
 //! # }
 //! ```
@@ -90,6 +104,8 @@
 mod body;
 mod future;
 mod headers;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -111,6 +127,8 @@ use tower_service::Service;
 pub use self::body::{BodyError, BoxError, ResponseBody};
 pub use self::future::ResponseFuture;
 use self::headers::{upstream_request_headers, Forwarding};
+#[cfg(feature = "tls")]
+pub use self::tls::{PemInput, TlsError, TlsRoots};
 use crate::protocol::headers::SHAPE_PATH;
 use crate::rejection::Rejection;
 
@@ -122,6 +140,11 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
+
+#[cfg(feature = "tls")]
+type Connector = tls::Connector;
+#[cfg(not(feature = "tls"))]
+type Connector = HttpConnector;
 
 /// The methods Electric serves, as its CORS answers list them.
 const ELECTRIC_METHODS: [Method; 5] = [
@@ -142,7 +165,7 @@ pub struct ElectricUpstream {
 }
 
 struct Inner {
-    client: Client<HttpConnector, UpstreamBody>,
+    client: Client<Connector, UpstreamBody>,
     scheme: Scheme,
     authority: Authority,
     path: PathAndQuery,
@@ -156,6 +179,7 @@ impl fmt::Debug for ElectricUpstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.inner;
         f.debug_struct("ElectricUpstream")
+            .field("scheme", &inner.scheme)
             .field("authority", &inner.authority)
             .field("path", &inner.path)
             .field("version", &inner.version)
@@ -178,8 +202,10 @@ impl ElectricUpstream {
             path: SHAPE_PATH.to_owned(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            http2_only: false,
+            versions: Versions::Auto,
             forwarding: Forwarding::default(),
+            #[cfg(feature = "tls")]
+            tls: tls::TlsSettings::default(),
         }
     }
 }
@@ -238,7 +264,8 @@ where
         let inner = &self.inner;
         match inner.upstream_request(request) {
             Ok(upstream) => {
-                ResponseFuture::waiting(inner.client.request(upstream), inner.idle_timeout)
+                let tls = inner.scheme == Scheme::HTTPS;
+                ResponseFuture::waiting(inner.client.request(upstream), inner.idle_timeout, tls)
             }
             Err(error) => {
                 tracing::warn!(error = %ErrorChain(&error), "upstream request could not be built");
@@ -256,8 +283,21 @@ pub struct Builder {
     path: String,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    http2_only: bool,
+    versions: Versions,
     forwarding: Forwarding,
+    #[cfg(feature = "tls")]
+    tls: tls::TlsSettings,
+}
+
+/// Which HTTP versions the upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Versions {
+    /// `http://`: HTTP/1.1. `https://`: h2 or HTTP/1.1, as ALPN chooses per connection.
+    Auto,
+    /// HTTP/1.1 only, also over TLS.
+    Http1,
+    /// HTTP/2 only: h2c with prior knowledge over plain TCP, h2 by ALPN over TLS.
+    Http2,
 }
 
 impl Builder {
@@ -267,7 +307,8 @@ impl Builder {
         self
     }
 
-    /// How long connecting to Electric may take. Default 5 s.
+    /// How long connecting to Electric may take (with the `tls` feature, the TLS handshake
+    /// included). Default 5 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -281,17 +322,53 @@ impl Builder {
         self
     }
 
-    /// Speak HTTP/2 over plain TCP (h2c with prior knowledge) instead of HTTP/1.1. Default
-    /// `false`. Electric must be listening for h2c.
+    /// Speak HTTP/2 only. Default `false`. Over `http://` that is h2c with prior knowledge
+    /// (Electric must be listening for h2c); over `https://` (feature `tls`), ALPN offers `h2`
+    /// alone, so a server that only speaks HTTP/1.1 fails the handshake (a 502).
     ///
     /// One connection then carries every request, so a held long-poll costs a stream instead
     /// of a socket and a pooled connection (in `benches/longpoll.sh`, 14 KiB of gateway memory
     /// per held poll instead of 24 KiB). But the server's `SETTINGS_MAX_CONCURRENT_STREAMS`
     /// caps how many requests are in flight at once (many servers default to 100–200) and the
     /// rest wait in the gateway, so a gateway holding more long-polls than that cap must use
-    /// HTTP/1.1, or an upstream configured for more streams.
+    /// HTTP/1.1, or an upstream configured for more streams. Setting this replaces
+    /// [`http1_only`](Self::http1_only).
     pub fn http2_only(mut self, enabled: bool) -> Self {
-        self.http2_only = enabled;
+        self.versions = match (enabled, self.versions) {
+            (true, _) => Versions::Http2,
+            (false, Versions::Http2) => Versions::Auto,
+            (false, versions) => versions,
+        };
+        self
+    }
+
+    /// Speak HTTP/1.1 only, also over `https://`, where ALPN then offers `http/1.1` alone.
+    /// Default `false`: over TLS, a server that offers h2 gets h2.
+    ///
+    /// Over h2 every request shares one connection, and the server's stream cap limits how
+    /// many long-polls are held at once (see [`http2_only`](Self::http2_only)); over HTTP/1.1
+    /// each held long-poll has a pooled connection of its own and no such cap. A gateway that
+    /// holds more long-polls than Electric's (or its load balancer's) h2 stream cap wants this.
+    /// Over `http://` this changes nothing: plain HTTP is HTTP/1.1 unless `http2_only`.
+    /// Setting this replaces [`http2_only`](Self::http2_only).
+    ///
+    /// ```
+    /// use tower_electric::ElectricUpstream;
+    ///
+    /// # fn main() -> Result<(), tower_electric::upstream::BuildError> {
+    /// let upstream = ElectricUpstream::builder("https://electric.example")
+    ///     .http1_only(true)
+    ///     .build()?;
+    /// # let _ = upstream;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn http1_only(mut self, enabled: bool) -> Self {
+        self.versions = match (enabled, self.versions) {
+            (true, _) => Versions::Http1,
+            (false, Versions::Http1) => Versions::Auto,
+            (false, versions) => versions,
+        };
         self
     }
 
@@ -315,26 +392,183 @@ impl Builder {
         self
     }
 
-    /// Checks the base URL and path and builds the upstream. Needs no runtime.
+    /// The roots an `https://` upstream verifies Electric's certificate with. Default
+    /// [`TlsRoots::WebPki`]. CAs given with [`ca_pem`](Self::ca_pem) or
+    /// [`ca_pem_file`](Self::ca_pem_file) are trusted as well.
+    ///
+    /// ```
+    /// use tower_electric::upstream::TlsRoots;
+    /// use tower_electric::ElectricUpstream;
+    ///
+    /// # fn main() -> Result<(), tower_electric::upstream::BuildError> {
+    /// let upstream = ElectricUpstream::builder("https://electric.internal")
+    ///     .tls_roots(TlsRoots::System)
+    ///     .build()?;
+    /// # let _ = upstream;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
+        self.tls.roots = Some(roots);
+        self
+    }
+
+    /// Also trust the CA certificates in `pem` (one or more `CERTIFICATE` sections; other
+    /// sections are skipped): a self-hosted Electric with a certificate from a private CA.
+    /// Checked when building: PEM without a certificate is [`TlsError::NoCertificate`].
+    ///
+    /// ```
+    /// use tower_electric::upstream::TlsRoots;
+    /// use tower_electric::ElectricUpstream;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let ca_pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/example-ca.pem"))?;
+    /// // `ca_pem`: the PEM text of the CA that issued Electric's certificate.
+    /// let upstream = ElectricUpstream::builder("https://electric.internal:3000")
+    ///     .tls_roots(TlsRoots::CustomOnly) // trust this CA and no other
+    ///     .ca_pem(ca_pem)
+    ///     .build()?;
+    /// # let _ = upstream;
+    /// // Not a certificate: refused when building, not on the first request.
+    /// assert!(ElectricUpstream::builder("https://electric.internal")
+    ///     .ca_pem("not a certificate")
+    ///     .build()
+    ///     .is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.cas.push(tls::Pem::bytes(pem));
+        self
+    }
+
+    /// Also trust the CA certificates in the PEM file at `path`, read by
+    /// [`build`](Self::build). As [`ca_pem`](Self::ca_pem); a file that cannot be read is
+    /// [`TlsError::ReadFile`], naming the path.
+    ///
+    /// ```
+    /// use tower_electric::upstream::{BuildError, TlsError};
+    /// use tower_electric::ElectricUpstream;
+    ///
+    /// let built = ElectricUpstream::builder("https://electric.internal")
+    ///     .ca_pem_file("/etc/electric/no-such-ca.pem")
+    ///     .build();
+    /// assert!(matches!(built, Err(BuildError::Tls(TlsError::ReadFile { .. }))));
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn ca_pem_file(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        self.tls.cas.push(tls::Pem::file(path));
+        self
+    }
+
+    /// Present this client certificate when Electric (or the TLS proxy in front of it) asks
+    /// for one (mTLS). `cert_pem` holds the certificate chain, leaf first; `key_pem` its
+    /// private key (PKCS#8, PKCS#1 or SEC1). The key's bytes never appear in `Debug` or in
+    /// errors. Checked when building: a key that does not match the certificate is
+    /// [`TlsError::InvalidClientIdentity`].
+    ///
+    /// ```no_run
+    /// use tower_electric::ElectricUpstream;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cert = std::fs::read("/etc/gateway/client.pem")?;
+    /// let key = std::fs::read("/etc/gateway/client.key")?;
+    /// let upstream = ElectricUpstream::builder("https://electric.internal")
+    ///     .client_identity_pem(cert, key)
+    ///     .build()?;
+    /// # let _ = upstream;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn client_identity_pem(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.identity = Some((tls::Pem::bytes(cert_pem), tls::Pem::bytes(key_pem)));
+        self
+    }
+
+    /// As [`client_identity_pem`](Self::client_identity_pem), from two PEM files read by
+    /// [`build`](Self::build).
+    ///
+    /// ```
+    /// use tower_electric::upstream::{BuildError, PemInput, TlsError};
+    /// use tower_electric::ElectricUpstream;
+    ///
+    /// let built = ElectricUpstream::builder("https://electric.internal")
+    ///     .client_identity_pem_files("/etc/gateway/no-such.pem", "/etc/gateway/no-such.key")
+    ///     .build();
+    /// assert!(matches!(
+    ///     built,
+    ///     Err(BuildError::Tls(TlsError::ReadFile { input: PemInput::ClientCertificate, .. }))
+    /// ));
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn client_identity_pem_files(
+        mut self,
+        cert_path: impl AsRef<std::path::Path>,
+        key_path: impl AsRef<std::path::Path>,
+    ) -> Self {
+        self.tls.identity = Some((tls::Pem::file(cert_path), tls::Pem::file(key_path)));
+        self
+    }
+
+    /// The connector for the URL's scheme: TLS with these settings for `https://`.
+    #[cfg(feature = "tls")]
+    fn connector(&self, mut http: HttpConnector, scheme: &Scheme) -> Result<Connector, BuildError> {
+        if *scheme != Scheme::HTTPS {
+            if self.tls.is_set() {
+                return Err(BuildError::TlsSettingsWithoutHttps);
+            }
+            return Ok(tls::connector(http, self.connect_timeout, None)?);
+        }
+        // The TLS connector hands the TCP connector `https://` URIs.
+        http.enforce_http(false);
+        let alpn = match self.versions {
+            Versions::Auto => tls::Alpn::Both,
+            Versions::Http1 => tls::Alpn::Http1,
+            Versions::Http2 => tls::Alpn::H2,
+        };
+        let config = self.tls.client_config()?;
+        Ok(tls::connector(
+            http,
+            self.connect_timeout,
+            Some((config, alpn)),
+        )?)
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn connector(&self, http: HttpConnector, _scheme: &Scheme) -> Result<Connector, BuildError> {
+        Ok(http)
+    }
+
+    /// Checks the base URL, path and TLS settings, reads the PEM files given, and builds the
+    /// upstream. Needs no runtime.
     pub fn build(self) -> Result<ElectricUpstream, BuildError> {
         let target = Target::parse(&self.base_url, &self.path)?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(self.connect_timeout));
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(self.connect_timeout));
         // SSE frames are small: do not hold them back waiting for more.
-        connector.set_nodelay(true);
+        http.set_nodelay(true);
+        let connector = self.connector(http, &target.scheme)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .http2_only(self.http2_only)
+            .http2_only(self.versions == Versions::Http2)
             .build(connector);
         Ok(ElectricUpstream {
             inner: Arc::new(Inner {
                 client,
-                scheme: Scheme::HTTP,
+                scheme: target.scheme,
                 host: target.host,
                 authority: target.authority,
                 path: target.path,
-                version: if self.http2_only {
+                // Over TLS with ALPN, an HTTP/1.1 request goes out as h2 on an h2 connection.
+                version: if self.versions == Versions::Http2 {
                     Version::HTTP_2
                 } else {
                     Version::HTTP_11
@@ -346,16 +580,33 @@ impl Builder {
     }
 }
 
-/// Why a base URL or path was refused. Messages never repeat the URL: it may hold credentials.
+/// Why a base URL, path or TLS setting was refused. Messages never repeat the URL: it may hold
+/// credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
     /// The base URL is not an absolute URL with a host.
     #[error("the upstream base URL is not an absolute URL with a host")]
     InvalidBaseUrl,
-    /// The base URL's scheme is not `http`.
-    #[error("the upstream base URL must be http:// (plain HTTP/1.1 or h2c; TLS is not supported)")]
+    /// The base URL's scheme is not `http` (or `https`, with the `tls` feature).
+    #[cfg_attr(
+        feature = "tls",
+        error("the upstream base URL must be http:// or https://")
+    )]
+    #[cfg_attr(
+        not(feature = "tls"),
+        error("the upstream base URL must be http:// (https:// needs the `tls` feature)")
+    )]
     UnsupportedScheme,
+    /// TLS settings (roots, a CA, a client certificate) were given for an `http://` URL: they
+    /// would silently do nothing, and whoever set them expects TLS.
+    #[cfg(feature = "tls")]
+    #[error("TLS settings were given for an http:// upstream; use an https:// URL")]
+    TlsSettingsWithoutHttps,
+    /// The TLS settings could not be used.
+    #[cfg(feature = "tls")]
+    #[error("upstream TLS settings: {0}")]
+    Tls(#[from] TlsError),
     /// The base URL carries credentials, a query or a fragment.
     #[error("the upstream base URL must not carry credentials, a query or a fragment")]
     BaseUrlExtras,
@@ -366,6 +617,7 @@ pub enum BuildError {
 
 /// The checked parts of the upstream URL.
 struct Target {
+    scheme: Scheme,
     authority: Authority,
     path: PathAndQuery,
     host: HeaderValue,
@@ -375,11 +627,13 @@ impl Target {
     fn parse(base_url: &str, path: &str) -> Result<Self, BuildError> {
         let base = Uri::try_from(base_url).map_err(|_| BuildError::InvalidBaseUrl)?;
         let authority = base.authority().ok_or(BuildError::InvalidBaseUrl)?.clone();
-        match base.scheme() {
+        let scheme = match base.scheme() {
             None => return Err(BuildError::InvalidBaseUrl),
-            Some(scheme) if *scheme != Scheme::HTTP => return Err(BuildError::UnsupportedScheme),
-            Some(_) => {}
-        }
+            Some(scheme) if *scheme == Scheme::HTTP => Scheme::HTTP,
+            #[cfg(feature = "tls")]
+            Some(scheme) if *scheme == Scheme::HTTPS => Scheme::HTTPS,
+            Some(_) => return Err(BuildError::UnsupportedScheme),
+        };
         if authority.as_str().contains('@') || base.query().is_some() || base_url.contains('#') {
             return Err(BuildError::BaseUrlExtras);
         }
@@ -391,6 +645,7 @@ impl Target {
         let host =
             HeaderValue::from_str(authority.as_str()).map_err(|_| BuildError::InvalidBaseUrl)?;
         Ok(Self {
+            scheme,
             authority,
             path,
             host,
@@ -452,6 +707,43 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "tls")]
+    #[test]
+    fn https_base_urls_keep_their_scheme() {
+        let target = Target::parse("https://electric.example/", SHAPE_PATH).unwrap();
+        assert_eq!(target.scheme, Scheme::HTTPS);
+        assert_eq!(target.authority, "electric.example");
+        assert_eq!(target.host, "electric.example");
+        let target = Target::parse("http://electric:3000", SHAPE_PATH).unwrap();
+        assert_eq!(target.scheme, Scheme::HTTP);
+    }
+
+    #[test]
+    fn versions_follow_the_last_call() {
+        let versions = |builder: Builder| builder.versions;
+        let builder = || ElectricUpstream::builder("http://electric");
+        assert_eq!(versions(builder()), Versions::Auto);
+        assert_eq!(versions(builder().http2_only(true)), Versions::Http2);
+        assert_eq!(versions(builder().http1_only(true)), Versions::Http1);
+        assert_eq!(
+            versions(builder().http1_only(true).http2_only(true)),
+            Versions::Http2
+        );
+        assert_eq!(
+            versions(builder().http2_only(true).http1_only(true)),
+            Versions::Http1
+        );
+        // Turning one off leaves the other as it was.
+        assert_eq!(
+            versions(builder().http1_only(true).http2_only(false)),
+            Versions::Http1
+        );
+        assert_eq!(
+            versions(builder().http2_only(true).http2_only(false)),
+            Versions::Auto
+        );
+    }
+
     #[test]
     fn bad_base_urls_and_paths_are_refused() {
         assert_eq!(
@@ -463,6 +755,7 @@ mod tests {
             target("not a url", SHAPE_PATH),
             Err(BuildError::InvalidBaseUrl)
         );
+        #[cfg(not(feature = "tls"))]
         assert_eq!(
             target("https://electric", SHAPE_PATH),
             Err(BuildError::UnsupportedScheme)
