@@ -13,6 +13,9 @@
 //! - Electric Cloud: the stand-in requires `source_id` and `secret` as Cloud does; the gateway
 //!   injects both, and the client's own copies, in any spelling, never reach it nor come back
 //!   in a refusal.
+//! - An Electric over HTTPS with a private CA (`ELECTRIC_CA_FILE`): the stand-in behind TLS
+//!   (`tests/support/tls.rs`), HTTP/1.1 or h2 as ALPN chooses; without the CA, the client
+//!   reads the TLS 502.
 
 #[path = "../examples/gateway/app.rs"]
 mod app;
@@ -21,9 +24,13 @@ mod columns;
 #[allow(dead_code)]
 #[path = "../examples/encryption/demo.rs"]
 mod demo;
+#[cfg(feature = "tls")]
+#[path = "support/tls.rs"]
+mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -44,10 +51,11 @@ const SOURCE_ID: &str = "8ea4e5fb-9217-4ca6-80b7-0a97581c4c10";
 
 const ITEMS_SNAPSHOT: [(&str, &str); 2] = [("table", "items"), ("offset", "-1")];
 
-/// The example gateway's router on `127.0.0.1`, in front of `database` served on TCP.
+/// The example gateway's router on `127.0.0.1`, in front of an Electric stand-in.
 struct Gateway {
     url: String,
-    _electric: StandInServer,
+    /// The stand-in on TCP, when [`Gateway::start`] served it.
+    _electric: Option<StandInServer>,
     serving: JoinHandle<()>,
 }
 
@@ -58,16 +66,30 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
+    /// In front of `database` served on TCP.
     async fn start(
         database: &ElectricStandIn,
         secret: InjectSecret,
         keys: Option<TenantKeys>,
     ) -> Self {
         let electric = database.serve().await.unwrap();
+        let mut gateway =
+            Self::in_front_of(electric.url(), app::UpstreamTls::default(), secret, keys).await;
+        gateway._electric = Some(electric);
+        gateway
+    }
+
+    /// In front of the Electric at `electric_url`.
+    async fn in_front_of(
+        electric_url: &str,
+        upstream_tls: app::UpstreamTls,
+        secret: InjectSecret,
+        keys: Option<TenantKeys>,
+    ) -> Self {
         let router = app::router(app::GatewayConfig {
-            electric_url: electric.url().to_owned(),
+            electric_url: electric_url.to_owned(),
             upstream_http2: false,
-            upstream_tls: Default::default(),
+            upstream_tls,
             secret,
             tokens: app::parse_tokens(demo::DEMO_TOKENS).unwrap(),
             lists: IpLists::new().allow("127.0.0.0/8").unwrap(),
@@ -86,7 +108,7 @@ impl Gateway {
         });
         Self {
             url,
-            _electric: electric,
+            _electric: None,
             serving,
         }
     }
@@ -108,10 +130,12 @@ fn cloud_secret() -> InjectSecret {
     plain_secret().with_source_id(SOURCE_ID)
 }
 
-/// The demo data as stored: titles in plaintext.
+/// The demo data as stored: titles in plaintext. Long-polls are held until the test's
+/// insert, however slow the machine.
 fn plaintext_electric() -> ElectricStandIn {
     ElectricStandIn::builder()
         .secret(SECRET)
+        .long_poll_hold(Duration::from_secs(60))
         .with_demo_data()
         .build()
 }
@@ -456,4 +480,159 @@ async fn a_gateway_with_the_wrong_source_passes_clouds_401_without_either_value(
         values_of(&database.requests()[0], "source_id"),
         ["0000aaaa-wrong-source"]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// An Electric over HTTPS with a private CA
+
+#[cfg(feature = "tls")]
+mod https {
+    use std::path::PathBuf;
+    use std::sync::atomic::Ordering;
+
+    use http::Version;
+
+    use super::tls::{Ca, ServerTls, TempDir, TlsStandIn};
+    use super::*;
+
+    /// A guard against a hang, never an assertion about speed.
+    const HANG_GUARD: Duration = Duration::from_secs(20);
+
+    const TLS_FAILED_JSON: &str = r#"{"message":"Bad gateway: TLS with the upstream failed"}"#;
+
+    async fn hang_guard<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(HANG_GUARD, future).await.unwrap()
+    }
+
+    /// The gateway in front of `server`, trusting the CA in `ca_file` beside the web roots, as
+    /// `ELECTRIC_CA_FILE` sets it.
+    async fn gateway(server: &TlsStandIn, ca_file: Option<PathBuf>) -> Gateway {
+        let upstream_tls = app::UpstreamTls {
+            ca_file,
+            client_identity: None,
+        };
+        Gateway::in_front_of(&server.url(), upstream_tls, plain_secret(), None).await
+    }
+
+    /// alice's snapshot through `gateway`, only acme's rows; then her live long-poll, held
+    /// until an acme row is inserted and answered with it.
+    async fn alices_snapshot_then_live(gateway: &Gateway, database: &ElectricStandIn) {
+        let client = HttpClient::new();
+        let snapshot = client
+            .send(
+                Method::GET,
+                &gateway.shape_url(&ITEMS_SNAPSHOT),
+                Some("alice-token"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(snapshot.status, StatusCode::OK, "{:?}", snapshot.body);
+        let expected = stored_rows(database, "acme");
+        assert!(!expected.is_empty());
+        assert_eq!(received_rows(&snapshot, "acme"), expected);
+
+        let live = gateway.shape_url(&[
+            ("table", "items"),
+            ("offset", snapshot.header("electric-offset").unwrap()),
+            ("handle", snapshot.header("electric-handle").unwrap()),
+            ("live", "true"),
+        ]);
+        let live = tokio::spawn(async move {
+            client
+                .send(Method::GET, &live, Some("alice-token"), None)
+                .await
+                .unwrap()
+        });
+        hang_guard(database.wait_for_live_in_flight(1)).await;
+        database
+            .insert(
+                "items",
+                [
+                    ("id", "71"),
+                    ("tenant_id", "acme"),
+                    ("title", "Inserted while held"),
+                    ("done", "false"),
+                ],
+            )
+            .unwrap();
+        let live = hang_guard(live).await.unwrap();
+        assert_eq!(live.status, StatusCode::OK, "{:?}", live.body);
+        assert_eq!(
+            received_rows(&live, "acme"),
+            [("71".to_owned(), "Inserted while held".to_owned())]
+        );
+    }
+
+    /// The stand-in over TLS with `alpn`, a gateway trusting its CA from a file, and alice's
+    /// snapshot and long-poll through both.
+    async fn alice_over_https(alpn: &[&'static [u8]]) -> TlsStandIn {
+        let database = plaintext_electric();
+        let ca = Ca::new("Electric CA");
+        let tls = ServerTls::new(ca.server(&["localhost"])).alpn(alpn);
+        let server = TlsStandIn::serve(&database, &tls).await;
+        let dir = TempDir::new("gateway-ca");
+        let gateway = gateway(&server, Some(dir.write("ca.pem", &ca.pem))).await;
+        alices_snapshot_then_live(&gateway, &database).await;
+        server
+    }
+
+    #[tokio::test]
+    async fn the_gateway_serves_alice_over_https_with_http1_chosen_by_alpn() {
+        let server = alice_over_https(&[b"http/1.1"]).await;
+        assert_eq!(server.versions(), [Version::HTTP_11, Version::HTTP_11]);
+        let negotiated = server.negotiated();
+        assert!(!negotiated.is_empty());
+        assert!(
+            negotiated
+                .iter()
+                .all(|alpn| alpn.as_deref() == Some("http/1.1")),
+            "{negotiated:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_gateway_serves_alice_over_https_with_h2_chosen_by_alpn() {
+        // The stand-in prefers h2 and the gateway offers both: h2 it is, one connection for
+        // the snapshot and the held long-poll.
+        let server = alice_over_https(&[b"h2", b"http/1.1"]).await;
+        assert_eq!(server.versions(), [Version::HTTP_2, Version::HTTP_2]);
+        assert_eq!(server.negotiated(), [Some("h2".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn a_gateway_without_the_electric_ca_answers_the_tls_502_without_its_secret() {
+        let database = plaintext_electric();
+        let ca = Ca::new("Electric CA");
+        let server = TlsStandIn::serve(&database, &ServerTls::new(ca.server(&["localhost"]))).await;
+        let dir = TempDir::new("gateway-other-ca");
+        let other_ca = dir.write("ca.pem", &Ca::new("Someone else's CA").pem);
+        // No CA file (the web roots alone), and the CA file of another CA.
+        for ca_file in [None, Some(other_ca)] {
+            let gateway = gateway(&server, ca_file.clone()).await;
+            let reply = HttpClient::new()
+                .send(
+                    Method::GET,
+                    &gateway.shape_url(&ITEMS_SNAPSHOT),
+                    Some("alice-token"),
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{ca_file:?}");
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/json; charset=utf-8")
+            );
+            assert_eq!(reply.body, TLS_FAILED_JSON, "{ca_file:?}");
+            let mut seen = reply.body.to_vec();
+            for (name, value) in &reply.headers {
+                seen.extend_from_slice(name.as_str().as_bytes());
+                seen.extend_from_slice(value.as_bytes());
+            }
+            assert!(!contains(&seen, SECRET), "{ca_file:?}");
+        }
+        assert_eq!(server.handshakes.load(Ordering::SeqCst), 0);
+        assert!(database.requests().is_empty());
+    }
 }

@@ -8,32 +8,25 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/tls.rs"]
+mod tls;
+
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Version};
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::TlsAcceptor;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 use tower_electric::testing::{Column, ElectricStandIn, TableSchema};
 use tower_electric::upstream::{BuildError, Builder, TlsError, TlsRoots};
 use tower_electric::ElectricUpstream;
+
+use tls::{server_params, Ca, ServerTls, TempDir, TlsStandIn};
 
 /// A guard against a hang, never an assertion about speed.
 const HANG_GUARD: Duration = Duration::from_secs(20);
@@ -42,199 +35,7 @@ const HANG_GUARD: Duration = Duration::from_secs(20);
 const TLS_FAILED_JSON: &str = r#"{"message":"Bad gateway: TLS with the upstream failed"}"#;
 
 // ---------------------------------------------------------------------------------------
-// A test PKI
-
-/// A certificate authority made for one test.
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-/// A certificate and its key, as PEM.
-struct Identity {
-    cert_pem: String,
-    key_pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Self {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    fn issue(&self, params: CertificateParams) -> Identity {
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Identity {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-
-    /// A server certificate for `names`, valid from 1975 to 4096 (rcgen's defaults).
-    fn server(&self, names: &[&str]) -> Identity {
-        self.issue(server_params(names))
-    }
-
-    /// A client certificate.
-    fn client(&self, name: &str) -> Identity {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(params)
-    }
-}
-
-fn server_params(names: &[&str]) -> CertificateParams {
-    let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-    let mut params = CertificateParams::new(names).unwrap();
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params
-}
-
-fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
-fn key(pem: &str) -> PrivateKeyDer<'static> {
-    PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap()
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-// ---------------------------------------------------------------------------------------
-// The stand-in behind a TLS listener
-
-/// How the test server speaks TLS.
-struct ServerTls {
-    identity: Identity,
-    /// The ALPN protocols it accepts, in its order of preference.
-    alpn: Vec<&'static [u8]>,
-    /// Client certificates it requires, issued by this CA.
-    client_ca: Option<String>,
-}
-
-impl ServerTls {
-    fn new(identity: Identity) -> Self {
-        Self {
-            identity,
-            alpn: vec![b"h2", b"http/1.1"],
-            client_ca: None,
-        }
-    }
-
-    fn alpn(mut self, alpn: &[&'static [u8]]) -> Self {
-        self.alpn = alpn.to_vec();
-        self
-    }
-
-    fn require_client_cert(mut self, ca: &Ca) -> Self {
-        self.client_ca = Some(ca.pem.clone());
-        self
-    }
-
-    fn config(&self) -> rustls::ServerConfig {
-        let builder = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let builder = match &self.client_ca {
-            None => builder.with_no_client_auth(),
-            Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in certs(ca) {
-                    roots.add(cert).unwrap();
-                }
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider(),
-                )
-                .build()
-                .unwrap();
-                builder.with_client_cert_verifier(verifier)
-            }
-        };
-        let mut config = builder
-            .with_single_cert(certs(&self.identity.cert_pem), key(&self.identity.key_pem))
-            .unwrap();
-        config.alpn_protocols = self.alpn.iter().map(|proto| proto.to_vec()).collect();
-        config
-    }
-}
-
-/// The stand-in served over TLS on `127.0.0.1`, addressed as `https://localhost:<port>`.
-struct TlsStandIn {
-    addr: SocketAddr,
-    /// The HTTP version of every request the stand-in got, in order.
-    versions: Arc<Mutex<Vec<Version>>>,
-    /// TCP connections accepted.
-    connections: Arc<AtomicUsize>,
-    /// TLS handshakes that completed on the server's side.
-    handshakes: Arc<AtomicUsize>,
-}
-
-impl TlsStandIn {
-    async fn serve(standin: &ElectricStandIn, tls: &ServerTls) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(tls.config()));
-        let versions = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(AtomicUsize::new(0));
-        let handshakes = Arc::new(AtomicUsize::new(0));
-        let server = Self {
-            addr,
-            versions: versions.clone(),
-            connections: connections.clone(),
-            handshakes: handshakes.clone(),
-        };
-        let standin = standin.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                connections.fetch_add(1, Ordering::SeqCst);
-                let acceptor = acceptor.clone();
-                let standin = standin.clone();
-                let versions = versions.clone();
-                let handshakes = handshakes.clone();
-                tokio::spawn(async move {
-                    let Ok(stream) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    handshakes.fetch_add(1, Ordering::SeqCst);
-                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                        versions.lock().unwrap().push(request.version());
-                        let mut standin = standin.clone();
-                        standin.call(request)
-                    });
-                    let mut builder = auto::Builder::new(TokioExecutor::new());
-                    builder.http2().max_concurrent_streams(None);
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("https://localhost:{}", self.addr.port())
-    }
-
-    fn versions(&self) -> Vec<Version> {
-        self.versions.lock().unwrap().clone()
-    }
-}
+// The stand-in and its requests
 
 fn items() -> ElectricStandIn {
     let standin = ElectricStandIn::builder()
@@ -734,6 +535,7 @@ async fn snapshot_and_live_over_https_with_h2_chosen_by_alpn() {
     assert_eq!(server.versions(), [Version::HTTP_2, Version::HTTP_2]);
     // h2 multiplexes: the snapshot and the held long-poll shared one connection.
     assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(server.negotiated(), [Some("h2".to_owned())]);
 }
 
 #[tokio::test]
@@ -762,6 +564,7 @@ async fn a_server_without_alpn_gets_http1() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(server.versions(), [Version::HTTP_11]);
+    assert_eq!(server.negotiated(), [None]);
 }
 
 #[tokio::test]
@@ -854,32 +657,4 @@ async fn a_client_certificate_is_presented_to_a_server_that_requires_one() {
         .unwrap();
     snapshot_then_live(&standin, &upstream).await;
     assert_eq!(server.handshakes.load(Ordering::SeqCst), 1);
-}
-
-/// A directory under the system's temp dir, removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "tower-electric-tls-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn write(&self, name: &str, contents: &str) -> std::path::PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

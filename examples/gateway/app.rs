@@ -431,16 +431,6 @@ pub(crate) fn tenant_keys_from_env() -> Result<Option<TenantKeys>, BoxError> {
     Ok(Some(TenantKeys::new(keys, ENCRYPTED_COLUMNS)))
 }
 
-/// The tenants' keys: from `TENANT_KEYS`, or random for this run.
-pub(crate) fn tenant_keys<'a>(
-    tenants: impl Iterator<Item = &'a String>,
-) -> Result<TenantKeys, BoxError> {
-    match tenant_keys_from_env()? {
-        Some(keys) => Ok(keys),
-        None => random_tenant_keys(tenants),
-    }
-}
-
 /// A random key for each tenant, for this run.
 pub(crate) fn random_tenant_keys<'a>(
     tenants: impl Iterator<Item = &'a String>,
