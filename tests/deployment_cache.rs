@@ -194,6 +194,19 @@ async fn the_cache_tier_collapses_one_tenants_requests_and_keeps_tenants_apart()
         "one snapshot request for alice"
     );
 
+    // A client's validator: the cache answers 304 from its entry, Electric is not asked.
+    let shape_requests = counts(&deployment).await.0;
+    let etag = first.header("etag").to_owned();
+    let request = Request::get(format!("{lb}/v1/shape?table=items&offset=-1"))
+        .header("authorization", "Bearer alice-token")
+        .header("if-none-match", &etag)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client().request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(response.headers()["etag"], etag.as_str());
+    assert_eq!(counts(&deployment).await.0, shape_requests);
+
     // Another tenant: its own URL, so its own request, never alice's cached rows.
     let bob = get(&format!("{lb}/v1/shape?table=items&offset=-1"), "bob-token").await;
     assert_eq!(bob.status, StatusCode::OK);
