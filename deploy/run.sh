@@ -67,6 +67,9 @@ if [ "$mode" = run ]; then
     [ $# -gt 0 ] || { echo "usage: deploy/run.sh run CMD [ARGS...]" >&2; exit 2; }
     DEPLOY_DIR=${DEPLOY_DIR:-$(mktemp -d)}
     trap 'stop_all "$DEPLOY_DIR"' EXIT
+    # So that the EXIT trap also runs when the script is interrupted or terminated.
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
 else
     DEPLOY_DIR=${DEPLOY_DIR:-target/deploy}
     stop_all "$DEPLOY_DIR"
@@ -122,7 +125,8 @@ if [ -z "$NO_CACHE" ]; then
     cache_port=$(free_port)
     render -e "s|@ELECTRIC_PORT@|$electric_port|g" -e "s|@CACHE_PORT@|$cache_port|g" \
         deploy/cache.nginx.conf >"$DEPLOY_DIR/cache.conf"
-    start "$NGINX" -p "$DEPLOY_DIR" -c "$DEPLOY_DIR/cache.conf" -e "$DEPLOY_DIR/cache.error.log"
+    start "$NGINX" -p "$DEPLOY_DIR" -c "$DEPLOY_DIR/cache.conf" -e "$DEPLOY_DIR/cache.error.log" \
+        >>"$DEPLOY_DIR/cache.error.log" 2>&1
     wait_port "$cache_port" cache
     CACHE_URL=http://127.0.0.1:$cache_port
     upstream=$CACHE_URL
@@ -142,7 +146,8 @@ GATEWAY_URLS=${GATEWAY_URLS# }
 
 lb_port=$(free_port)
 render -e "s|@LB_PORT@|$lb_port|g" -e "s|@GATEWAYS@|$servers|" deploy/lb.nginx.conf >"$DEPLOY_DIR/lb.conf"
-start "$NGINX" -p "$DEPLOY_DIR" -c "$DEPLOY_DIR/lb.conf" -e "$DEPLOY_DIR/lb.error.log"
+start "$NGINX" -p "$DEPLOY_DIR" -c "$DEPLOY_DIR/lb.conf" -e "$DEPLOY_DIR/lb.error.log" \
+    >>"$DEPLOY_DIR/lb.error.log" 2>&1
 wait_port "$lb_port" lb
 LB_URL=http://127.0.0.1:$lb_port
 

@@ -166,6 +166,8 @@ async fn serve(
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, most likely: wait for some to be released.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let (database, counts, control) = (database.clone(), Arc::clone(&counts), control.clone());
