@@ -30,9 +30,11 @@ struct Deployment {
 }
 
 impl Deployment {
-    fn start() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("tower-electric-deploy-{}", std::process::id()));
+    fn start(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "tower-electric-deploy-{}-{name}",
+            std::process::id()
+        ));
         let status = Command::new("bash")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/run.sh"))
             .arg("start")
@@ -152,7 +154,7 @@ fn assert_only(values: &[Value], tenant: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_tier_collapses_one_tenants_requests_and_keeps_tenants_apart() {
-    let deployment = Deployment::start();
+    let deployment = Deployment::start("collapse");
     let lb = deployment.url("LB_URL").to_owned();
 
     // A snapshot through the LB: alice sees acme's rows, decrypted, without the hidden column.
@@ -262,4 +264,80 @@ async fn the_cache_tier_collapses_one_tenants_requests_and_keeps_tenants_apart()
         live_before + 1,
         "one live request for both"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_streams_through_the_lb_and_the_cache_uncollapsed() {
+    let deployment = Deployment::start("sse");
+    let lb = deployment.url("LB_URL").to_owned();
+    let first = get(
+        &format!("{lb}/v1/shape?table=items&offset=-1"),
+        "alice-token",
+    )
+    .await;
+    let sse = format!(
+        "{lb}/v1/shape?table=items&handle={}&offset={}&live=true&live_sse=true",
+        first.header("electric-handle"),
+        first.header("electric-offset")
+    );
+    let open = |url: String| async move {
+        let request = Request::get(url)
+            .header("authorization", "Bearer alice-token")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        client().request(request).await.unwrap()
+    };
+    // Each stream is its own request at Electric, at once: nginx can neither share a stream
+    // nor store one, and through the cache's location the second would wait on its lock
+    // (30 s) for the first. The 15 s guards sit well between an answer at once and that wait.
+    let guard = Duration::from_secs(15);
+    let live_before = counts(&deployment).await.2;
+    let mut streams = Vec::new();
+    for opened in 1..=2 {
+        let response = tokio::time::timeout(guard, open(sse.clone()))
+            .await
+            .expect("the stream's head was held back");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let waiting = std::time::Instant::now();
+        while counts(&deployment).await.2 < live_before + opened {
+            assert!(
+                waiting.elapsed() < guard,
+                "SSE stream {opened} never reached Electric"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        streams.push(response.into_body());
+    }
+    let write = send(
+        http::Method::POST,
+        &format!("{}/_standin/items", deployment.url("STANDIN_URL")),
+        None,
+        r#"{"id": 60, "tenant_id": "acme", "title": "Streamed"}"#,
+    )
+    .await;
+    assert_eq!(write.status, StatusCode::OK);
+    for mut body in streams {
+        // The stand-in keeps a stream open for 60 s: within this guard the frame can only
+        // have come because nothing on the way buffered the stream.
+        let text = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut text = String::new();
+            while !text.contains("Streamed") {
+                let frame = body.frame().await.expect("the stream ended").unwrap();
+                if let Some(data) = frame.data_ref() {
+                    text.push_str(&String::from_utf8_lossy(data));
+                }
+            }
+            text
+        })
+        .await
+        .expect("the change's frame was held back");
+        let frame = text
+            .split("\n\n")
+            .find(|frame| frame.contains("Streamed"))
+            .unwrap();
+        let message: Value =
+            serde_json::from_str(frame.trim().trim_start_matches("data: ")).unwrap();
+        assert_only(&[message["value"].clone()], "acme");
+    }
 }
