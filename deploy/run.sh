@@ -17,7 +17,7 @@
 #   GATEWAYS=2          how many gateway replicas
 #   CARGO_PROFILE       cargo profile of the examples (default release; `dev` for tests)
 #   DEPLOY_DIR          where configs, logs, pids and the cache live (default: a new temp dir
-#                       for `run`, target/deploy for `start`/`stop`)
+#                       for `run`, removed afterwards; target/deploy for `start`/`stop`)
 #   STAND_IN_LONG_POLL_HOLD_MS   the stand-in's long-poll hold (default Electric's 20000)
 #   NGINX               the nginx binary (default: the one on PATH, or /usr/sbin/nginx)
 #
@@ -65,8 +65,13 @@ bin=${CARGO_TARGET_DIR:-target}/$profile_dir/examples
 
 if [ "$mode" = run ]; then
     [ $# -gt 0 ] || { echo "usage: deploy/run.sh run CMD [ARGS...]" >&2; exit 2; }
-    DEPLOY_DIR=${DEPLOY_DIR:-$(mktemp -d)}
-    trap 'stop_all "$DEPLOY_DIR"' EXIT
+    if [ -z "${DEPLOY_DIR:-}" ]; then
+        DEPLOY_DIR=$(mktemp -d)
+        # A directory of its own is removed with the run; one given is kept (logs, cache).
+        trap 'stop_all "$DEPLOY_DIR"; rm -rf "$DEPLOY_DIR"' EXIT
+    else
+        trap 'stop_all "$DEPLOY_DIR"' EXIT
+    fi
     # So that the EXIT trap also runs when the script is interrupted or terminated.
     trap 'exit 130' INT
     trap 'exit 143' TERM

@@ -143,6 +143,20 @@ async fn counts(client: &HttpClient, standin: &str) -> Result<(u64, u64, u64), B
     Ok((field("shape"), field("snapshot"), field("live")))
 }
 
+/// The stand-in's counts once they have not moved for a second (at most 30 s of waiting).
+async fn settled_counts(client: &HttpClient, standin: &str) -> Result<(u64, u64, u64), BoxError> {
+    let started = Instant::now();
+    let mut last = counts(client, standin).await?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let now = counts(client, standin).await?;
+        if now == last || started.elapsed() > Duration::from_secs(30) {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
 /// One client: where it is in the shape log.
 struct Position {
     handle: String,
@@ -322,10 +336,10 @@ async fn main() -> Result<(), BoxError> {
     let mut per_change = Vec::new();
     let mut missing = 0;
     for change in 1..=changes {
-        // Settled: every client holding, the requests through to the cache or Electric.
+        // Settled: every client holding, and their requests through to the cache or Electric
+        // (a loaded machine can take a while to forward a thousand of them).
         wait_until(Duration::from_secs(60), all_holding).await;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let before = counts(&client, &standin).await?;
+        let before = settled_counts(&client, &standin).await?;
         let id = FIRST_CHANGE_ID + change;
         let written = Instant::now();
         let row =
@@ -360,8 +374,7 @@ async fn main() -> Result<(), BoxError> {
         }
         times.sort_by(f64::total_cmp);
         wait_until(Duration::from_secs(60), all_holding).await;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let after = counts(&client, &standin).await?;
+        let after = settled_counts(&client, &standin).await?;
         let requests = after.0 - before.0;
         let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
         let max = times.last().copied().unwrap_or(f64::NAN);
