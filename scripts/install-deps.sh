@@ -4,6 +4,8 @@
 #                 builtin headers) to read libpg_query's C header
 #   postgresql    the tests start throwaway Postgres clusters (initdb, postgres)
 #   nodejs, npm   the end-to-end test with Electric's TypeScript client
+#   nginx-light   deploy/run.sh's cache tier and load balancer (tests/deployment_cache.rs,
+#                 benches/scale.sh)
 # Quick when everything is present; needs root (or sudo) only when something is missing.
 #
 #   scripts/install-deps.sh
@@ -16,6 +18,8 @@ installed libclang-dev || missing+=(libclang-dev)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# /usr/sbin is not on every user's PATH.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 
 [ "${#missing[@]}" -eq 0 ] && exit 0
 

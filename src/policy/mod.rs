@@ -10,6 +10,11 @@
 //! policy may read them as hints), not `secret`/`api_secret`/`source_id` (an API-token layer
 //! further in adds Electric's secret), not its `queryable_columns`.
 //!
+//! The rebuilt query is canonical, so that an HTTP cache between the gateway and Electric can
+//! serve one upstream answer to every client allowed the same shape: one rendering per value,
+//! `columns` in the visible list's order, Electric's defaults (`log=full`, `replica=default`)
+//! left out, `cursor` only on live requests, `expired_handle` only on refetches from `-1`/`now`.
+//!
 //! # The rules it keeps
 //! - **Columns.** A client's `columns` must be a subset of the visible ones; without one the
 //!   visible list is sent, so hidden columns never sync.
@@ -148,6 +153,7 @@
 
 mod body;
 mod cache;
+mod canonical;
 mod decision;
 mod future;
 mod layer;

@@ -4,10 +4,12 @@
 use bytes::Bytes;
 
 use crate::protocol::{
-    subset_params, Identifier, ShapeRequest, SqlError, SqlExpr, SqlLimits, SqlOrderBy, SubsetParams,
+    subset_params, Identifier, LogMode, ShapeRequest, SqlError, SqlExpr, SqlLimits, SqlOrderBy,
+    SubsetParams,
 };
 use crate::rejection::Rejection;
 
+use super::canonical;
 use super::decision::{RowFilter, ShapeDefinition};
 use super::memo::{WhereInputs, WhereMemo};
 
@@ -121,24 +123,18 @@ pub(crate) fn rebuild(
     memo: &WhereMemo,
 ) -> Result<ShapeRequest, Rejection> {
     let visible = definition.columns.as_deref();
+    // Canonical (see `canonical`): a cache between the gateway and Electric keys on this URL.
     let mut upstream = ShapeRequest {
         table: Some(definition.table.clone()),
-        offset: client.offset,
-        handle: client.handle.clone(),
-        live: client.live,
-        live_sse: client.live_sse,
-        cursor: client.cursor.clone(),
-        expired_handle: client.expired_handle.clone(),
-        cache_buster: client.cache_buster.clone(),
-        ..ShapeRequest::default()
+        ..canonical::protocol_params(client)
     };
 
-    if let Some(log) = client.log {
-        if !definition.log_modes.contains(&log) {
-            return Err(forbidden("log", "this mode is not allowed for this shape"));
-        }
-        upstream.log = Some(log);
+    // Electric reads a missing `log` as `full`, so that is what the policy's modes are held to.
+    let log = client.log.unwrap_or(LogMode::Full);
+    if !definition.log_modes.contains(&log) {
+        return Err(forbidden("log", "this mode is not allowed for this shape"));
     }
+    upstream.log = canonical::log(log);
 
     upstream.replica = match (definition.replica, client.replica) {
         (Some(forced), Some(asked)) if forced != asked => {
@@ -154,7 +150,7 @@ pub(crate) fn rebuild(
                 "this mode is not allowed for this shape",
             ))
         }
-        (None, asked) => asked,
+        (None, asked) => canonical::client_replica(asked),
     };
 
     upstream.columns = match (&client.columns, visible) {
@@ -168,9 +164,9 @@ pub(crate) fn rebuild(
                     ),
                 ));
             }
-            Some(asked.clone())
+            Some(canonical::column_order(asked, Some(visible)))
         }
-        (Some(asked), None) => Some(asked.clone()),
+        (Some(asked), None) => Some(canonical::column_order(asked, None)),
         (None, visible) => visible.map(<[Identifier]>::to_vec),
     };
 
