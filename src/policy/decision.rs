@@ -96,7 +96,9 @@ const POLICY_SQL_LIMITS: SqlLimits = SqlLimits {
 ///
 /// Unlike a client's where, it may use any column (hidden ones included) and any construct
 /// Electric accepts, subqueries included: it is the server's text. Its values are only ever
-/// sent as `params[n]`, never pasted into the SQL.
+/// sent as `params[n]`, never pasted into the SQL. It is read with Postgres's own parser, like
+/// a client's where; a filter whose `$n` sit inside a construct the renumbering walk does not
+/// enter (none a where clause needs) is refused when it is parsed.
 #[derive(Clone)]
 pub struct RowFilter {
     expr: Arc<SqlExpr>,

@@ -225,7 +225,7 @@ impl Eq for SqlExpr {}
 
 impl Hash for SqlExpr {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        tree::canonical_text(&self.node).hash(state);
+        tree::canonical_bytes(&self.node).hash(state);
     }
 }
 
@@ -359,7 +359,7 @@ impl Eq for SqlOrderBy {}
 impl Hash for SqlOrderBy {
     fn hash<H: Hasher>(&self, state: &mut H) {
         for item in &self.items {
-            tree::canonical_text(item).hash(state);
+            tree::canonical_bytes(item).hash(state);
         }
     }
 }

@@ -241,3 +241,26 @@ fn limits_are_enforced() {
     let chain = format!("1{} = 1", " + 1".repeat(500));
     assert_eq!(parse(&chain), Err(SqlError::TooDeep));
 }
+
+/// Trees are compared without their text positions, and only those: a string that looks like
+/// a position field is still data.
+#[test]
+fn trees_compare_without_positions_only() {
+    assert_eq!(parse("id=1").unwrap(), parse("  id   =   1").unwrap());
+    assert_ne!(
+        parse(r#"title = '"location":1'"#).unwrap(),
+        parse(r#"title = '"location":2'"#).unwrap()
+    );
+    assert_ne!(
+        parse(r#"title = 'a\",\"location\":1'"#).unwrap(),
+        parse(r#"title = 'a\",\"location\":2'"#).unwrap()
+    );
+    assert_ne!(
+        parse("id IN (1, 2)").unwrap(),
+        parse("id IN (1, 3)").unwrap()
+    );
+    assert_eq!(
+        parse("id IN (1,2)").unwrap(),
+        parse("id IN ( 1 , 2 )").unwrap()
+    );
+}

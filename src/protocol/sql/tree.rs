@@ -18,23 +18,60 @@ fn is_position(field: &str) -> bool {
         )
 }
 
-/// The tree as a JSON value without its text positions: two trees mean the same when these are
-/// equal. Every node type and field takes part (the protobuf types serialise themselves), so
-/// nothing a later parser version adds is skipped.
-fn canonical(node: &Node) -> Option<Value> {
-    let mut value = serde_json::to_value(node).ok()?;
-    strip_positions(&mut value);
-    Some(value)
+/// The tree as compact JSON without its text positions: two trees mean the same when these
+/// are equal. Every node type and field takes part (the protobuf types serialise themselves),
+/// so nothing a later parser version adds is skipped.
+fn canonical(node: &Node) -> Option<Vec<u8>> {
+    let json = serde_json::to_vec(node).ok()?;
+    without_positions(&json)
 }
 
-fn strip_positions(value: &mut Value) {
-    match value {
-        Value::Object(fields) => {
-            fields.retain(|field, _| !is_position(field));
-            fields.values_mut().for_each(strip_positions);
+/// `json` (compact, as serde_json writes it) without the members whose key is a position
+/// field. In compact JSON a string followed by `:` is a key; a position's value is an integer.
+fn without_positions(json: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(json.len());
+    let mut at = 0;
+    while let Some(&byte) = json.get(at) {
+        if byte != b'"' {
+            out.push(byte);
+            at += 1;
+            continue;
         }
-        Value::Array(items) => items.iter_mut().for_each(strip_positions),
-        _ => {}
+        let end = string_end(json, at)?;
+        let text = json.get(at + 1..end - 1)?;
+        let is_key = json.get(end) == Some(&b':');
+        if !(is_key && std::str::from_utf8(text).is_ok_and(is_position)) {
+            out.extend_from_slice(json.get(at..end)?);
+            at = end;
+            continue;
+        }
+        let mut next = end + 1;
+        while json
+            .get(next)
+            .is_some_and(|byte| *byte == b'-' || byte.is_ascii_digit())
+        {
+            next += 1;
+        }
+        // Drop the member and one of the commas around it.
+        if json.get(next) == Some(&b',') {
+            next += 1;
+        } else if out.last() == Some(&b',') {
+            out.pop();
+        }
+        at = next;
+    }
+    Some(out)
+}
+
+/// The index just past the JSON string that starts at `start`.
+fn string_end(json: &[u8], start: usize) -> Option<usize> {
+    let mut at = start + 1;
+    loop {
+        match json.get(at)? {
+            b'\\' => at += 2,
+            b'"' => return Some(at + 1),
+            _ => at += 1,
+        }
     }
 }
 
@@ -47,11 +84,9 @@ pub(super) fn same(a: &Node, b: &Node) -> bool {
     }
 }
 
-/// The canonical form as text, for hashing.
-pub(super) fn canonical_text(node: &Node) -> String {
-    canonical(node)
-        .map(|value| value.to_string())
-        .unwrap_or_default()
+/// The canonical form, for hashing.
+pub(super) fn canonical_bytes(node: &Node) -> Vec<u8> {
+    canonical(node).unwrap_or_default()
 }
 
 /// The number of every `ParamRef` in the tree, in the order met, as many times as it occurs.
