@@ -230,8 +230,8 @@ impl Hash for SqlExpr {
 }
 
 impl fmt::Display for SqlExpr {
-    /// The expression as libpg_query's deparser writes it (upstream requests also read the text
-    /// back before sending it, see [`SqlExpr::to_sql`]).
+    /// The expression as libpg_query's deparser writes it (a layer that sends it upstream also
+    /// reads the text back and compares the trees first).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match render::clause(Clause::Where, render::with_where(&self.node)) {
             Ok(text) => f.write_str(&text),
@@ -365,7 +365,8 @@ impl Hash for SqlOrderBy {
 }
 
 impl fmt::Display for SqlOrderBy {
-    /// The list as libpg_query's deparser writes it, as it is sent upstream.
+    /// The list as libpg_query's deparser writes it, as it is sent upstream (after the same
+    /// read-back).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match render::clause(Clause::OrderBy, render::with_order(&self.items)) {
             Ok(text) => f.write_str(&text),
