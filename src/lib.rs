@@ -113,7 +113,12 @@
 //!
 //! # Features
 //! - `proxy` (default): `ElectricUpstream`, the forwarding service (hyper-util client).
+//! - `tls` (default): `https://` upstreams for `ElectricUpstream` (rustls with ring; web or
+//!   system roots, custom CAs, client certificates).
 //! - `testing`: the Electric stand-in (in-process service and TCP server).
+//! - `postgres` (implies `testing`): `testing::postgres::TestCluster`, a throwaway Postgres
+//!   cluster for tests (needs Postgres's server programs installed), and the stand-in's
+//!   option to evaluate where clauses and subsets in Postgres (`StandInBuilder::postgres`).
 //! - `axum`: [`IpAllowLayer`] reads axum's `ConnectInfo<SocketAddr>` as the peer address.
 //!
 //! [tower]: https://docs.rs/tower

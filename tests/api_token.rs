@@ -95,7 +95,7 @@ fn credential_keys(query: &QueryPairs) -> Vec<String> {
         .map(|(key, _)| key)
         .filter(|key| {
             let base = key.split('[').next().unwrap().trim().to_ascii_lowercase();
-            base == "secret" || base == "api_secret" || base == "source_id"
+            ["secret", "api_secret", "source_id", "source_secret"].contains(&base.as_str())
         })
         .map(str::to_owned)
         .collect()
@@ -186,23 +186,90 @@ async fn secret_value_is_percent_encoded_in_the_upstream_query() {
     );
 }
 
+/// Electric Cloud's source, as the server holds it: characters that must be percent-encoded.
+const SOURCE_ID: &str = "8ea4e5fb-src&id=1 ü";
+
 #[tokio::test]
-async fn electric_cloud_source_id_is_replaced_too() {
-    let layer = ApiTokenLayer::inject(inject().with_source_id("source-42"));
+async fn electric_cloud_source_id_and_secret_replace_every_client_copy() {
+    let layer = ApiTokenLayer::inject(inject().with_source_id(SOURCE_ID));
+    for client_query in [
+        "source_id=client",
+        "%73ource_id=client",
+        "source%5Fid=client",
+        "%73%6F%75%72%63%65%5F%69%64=client",
+        "source_id[]=client",
+        "source_id%5B0%5D=client",
+        "SOURCE_ID=client",
+        "Source_Id=client",
+        "source_id=client-1&source_id=client-2",
+        "source_id=client-1&%73ource_id=client-2&secret=client-3&api_secret=client-4",
+        "source_secret=client",
+        "%73ource_secret=client&SOURCE_SECRET=client-2",
+        "source_id",
+        "source_id=",
+    ] {
+        let request = empty(get(&format!(
+            "/v1/shape?table=items&{client_query}&offset=-1"
+        )));
+        let response = send(&layer, request).await;
+        assert_eq!(response.status(), StatusCode::OK, "{client_query}");
+        let received = forwarded(&response);
+        let mut keys = credential_keys(&received.query);
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["secret", "source_id"],
+            "{client_query} -> {}",
+            received.raw_query
+        );
+        assert_eq!(received.query.get("source_id"), Some(SOURCE_ID));
+        assert_eq!(received.query.get("secret"), Some(SERVER_SECRET));
+        assert!(
+            !received.raw_query.contains("client"),
+            "{client_query} -> {}",
+            received.raw_query
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_source_id_is_encoded_and_follows_the_secret() {
+    let layer = ApiTokenLayer::inject(inject().with_source_id(SOURCE_ID));
+    let received = forwarded(&send(&layer, empty(get("/v1/shape?table=items&offset=-1"))).await);
+    assert_eq!(
+        received.raw_query,
+        "table=items&offset=-1&secret=p%40ss%20w%26rd%3D%2B%25%2F%C3%BC%23%3F\
+         &source_id=8ea4e5fb-src%26id%3D1%20%C3%BC"
+    );
+}
+
+#[tokio::test]
+async fn a_client_source_id_is_removed_even_without_electric_cloud() {
+    // `source_id` belongs to the server (PROTOCOL.md): a deployment that forgot to configure
+    // one must not let the client pick the source its secret is presented for.
+    let layer = ApiTokenLayer::inject(inject());
     let request = empty(get(
-        "/v1/shape?table=t&source_id=other&%73ource_id[]=x&secret=y",
+        "/v1/shape?table=items&source_id=client&%73ource_id[]=client-2&offset=-1",
     ));
     let received = forwarded(&send(&layer, request).await);
-    let mut keys = credential_keys(&received.query);
-    keys.sort();
-    assert_eq!(keys, ["secret", "source_id"]);
-    assert_eq!(received.query.get("source_id"), Some("source-42"));
-    assert_eq!(received.query.get("secret"), Some(SERVER_SECRET));
+    assert_eq!(credential_keys(&received.query), ["secret"]);
+    assert!(
+        !received.raw_query.contains("client"),
+        "{}",
+        received.raw_query
+    );
+}
 
-    // Without Electric Cloud, `source_id` is not a credential of this deployment.
-    let layer = ApiTokenLayer::inject(inject());
-    let received = forwarded(&send(&layer, empty(get("/v1/shape?source_id=kept"))).await);
+#[tokio::test]
+async fn a_source_id_given_to_require_mode_only_stays_in_the_query() {
+    // Require mode alone injects nothing: only the caller's token is taken out.
+    let layer = ApiTokenLayer::require(require());
+    let request = empty(get(&format!(
+        "/v1/shape?table=items&source_id=kept&secret={TOKEN_NEW}"
+    )));
+    let received = forwarded(&send(&layer, request).await);
     assert_eq!(received.query.get("source_id"), Some("kept"));
+    assert_eq!(received.query.get("secret"), None);
 }
 
 #[tokio::test]
@@ -455,7 +522,7 @@ fn loading_errors_name_the_source_never_the_value() {
 #[tokio::test]
 async fn no_refusal_carries_a_secret_or_a_caller_token() {
     let combined = ApiTokenLayer::require(require().realm("gateway").unwrap())
-        .and_inject(inject())
+        .and_inject(inject().with_source_id(SOURCE_ID))
         .max_query_len(512);
     let bearer_new = format!("Bearer {TOKEN_NEW}");
     let long = "x".repeat(600);
@@ -504,7 +571,13 @@ async fn no_refusal_carries_a_secret_or_a_caller_token() {
             format!("{:?}", response.extensions().get::<Rejection>()).as_bytes(),
         );
         seen.extend_from_slice(&response.into_body().collect().await.unwrap().to_bytes());
-        for secret in [SERVER_SECRET, TOKEN_NEW, TOKEN_OLD, &TOKEN_NEW[..12]] {
+        for secret in [
+            SERVER_SECRET,
+            SOURCE_ID,
+            TOKEN_NEW,
+            TOKEN_OLD,
+            &TOKEN_NEW[..12],
+        ] {
             assert!(
                 !contains(&seen, secret.as_bytes()),
                 "{shown} leaked {secret}: {}",

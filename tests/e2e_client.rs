@@ -118,7 +118,8 @@ async fn start_servers() -> Urls {
         lists: IpLists::new().allow("127.0.0.0/8,::1/128").unwrap(),
         require_tokens: None,
         upstream_http2: false,
-        keys: keys.clone(),
+        upstream_tls: Default::default(),
+        keys: Some(keys.clone()),
         writes: Some(database.clone()),
     })
     .unwrap();

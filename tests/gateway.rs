@@ -48,12 +48,60 @@ const SECRET: &str = "electric-secret";
 /// The stand-in with the demo data (`items` of `acme` and `globex`, with the hidden
 /// `internal_note`), requiring [`SECRET`], with short long-polls and SSE streams.
 fn standin(long_poll_hold: Duration) -> ElectricStandIn {
+    standin_in(Mode::Plain, long_poll_hold)
+}
+
+/// Where the stand-in evaluates where clauses and subsets.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Its own evaluator.
+    Plain,
+    /// A throwaway Postgres cluster of the test's own.
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+fn standin_builder(long_poll_hold: Duration) -> tower_electric::testing::StandInBuilder {
     ElectricStandIn::builder()
         .secret(SECRET)
         .long_poll_hold(long_poll_hold)
         .sse_duration(Duration::from_secs(1))
         .with_demo_data()
-        .build()
+}
+
+/// [`standin`], evaluating in `mode`.
+fn standin_in(mode: Mode, long_poll_hold: Duration) -> ElectricStandIn {
+    let builder = standin_builder(long_poll_hold);
+    match mode {
+        Mode::Plain => builder.build(),
+        #[cfg(feature = "postgres")]
+        Mode::Postgres => builder
+            .postgres(tower_electric::testing::postgres::TestCluster::start().unwrap())
+            .build(),
+    }
+}
+
+/// A test run twice: `<name>::plain` against the stand-in's own evaluator and
+/// `<name>::on_postgres` against the stand-in on Postgres (feature `postgres`).
+macro_rules! both_ways {
+    (async fn $name:ident($mode:ident: Mode) $body:block) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn plain() {
+                run(Mode::Plain).await;
+            }
+
+            #[cfg(feature = "postgres")]
+            #[tokio::test]
+            async fn on_postgres() {
+                run(Mode::Postgres).await;
+            }
+
+            async fn run($mode: Mode) $body
+        }
+    };
 }
 
 fn inject() -> ApiTokenLayer {
@@ -240,9 +288,9 @@ async fn the_stand_in_answers_200_through_inject_and_401_without_it() {
 // ---------------------------------------------------------------------------------------------
 // Issue 4: the authorizing proxy, through the stand-in
 
-#[tokio::test]
-async fn hidden_columns_in_where_columns_or_subsets_are_refused_before_the_stand_in() {
-    let electric = standin(Duration::from_millis(100));
+both_ways! {
+async fn hidden_columns_in_where_columns_or_subsets_are_refused_before_the_stand_in(mode: Mode) {
+    let electric = standin_in(mode, Duration::from_millis(100));
     for query in [
         "table=items&offset=-1&where=internal_note+%3D+%27keep+it+quiet%27",
         "table=items&offset=-1&where=internal_note+IS+NOT+NULL+OR+done",
@@ -284,6 +332,7 @@ async fn hidden_columns_in_where_columns_or_subsets_are_refused_before_the_stand
         assert!(value.get("internal_note").is_none(), "{value}");
     }
 }
+}
 
 #[tokio::test]
 async fn subqueries_are_refused_before_the_stand_in() {
@@ -308,9 +357,9 @@ async fn subqueries_are_refused_before_the_stand_in() {
     assert!(electric.requests().is_empty(), "{:#?}", electric.requests());
 }
 
-#[tokio::test]
-async fn a_post_body_cannot_replace_the_shape_that_the_stand_in_would_merge() {
-    let electric = standin(Duration::from_millis(100));
+both_ways! {
+async fn a_post_body_cannot_replace_the_shape_that_the_stand_in_would_merge(mode: Mode) {
+    let electric = standin_in(mode, Duration::from_millis(100));
     // What a proxy that only sets the URL would forward for acme.
     let acme_url = query(&[
         ("table", "items"),
@@ -416,10 +465,11 @@ async fn a_post_body_cannot_replace_the_shape_that_the_stand_in_would_merge() {
     keys.sort_unstable();
     assert_eq!(keys, ["limit", "order_by", "params", "where"]);
 }
+}
 
-#[tokio::test]
-async fn the_stand_in_evaluates_client_and_policy_for_every_accepted_where() {
-    let electric = standin(Duration::from_millis(100));
+both_ways! {
+async fn the_stand_in_evaluates_client_and_policy_for_every_accepted_where(mode: Mode) {
+    let electric = standin_in(mode, Duration::from_millis(100));
     for client_where in [
         "done = false",
         "tenant_id = 'globex' OR true",
@@ -453,10 +503,11 @@ async fn the_stand_in_evaluates_client_and_policy_for_every_accepted_where() {
         );
     }
 }
+}
 
-#[tokio::test]
-async fn policy_params_are_renumbered_after_the_clients() {
-    let electric = standin(Duration::from_millis(100));
+both_ways! {
+async fn policy_params_are_renumbered_after_the_clients(mode: Mode) {
+    let electric = standin_in(mode, Duration::from_millis(100));
     let query = query(&[
         ("table", "items"),
         ("offset", "-1"),
@@ -476,6 +527,7 @@ async fn policy_params_are_renumbered_after_the_clients() {
     assert_eq!(received.query_value("params[3]"), Some("acme"));
     // The stand-in bound each value to its own placeholder: acme's rows from 2 on, but 3.
     assert_eq!(ids(&reply), [2]);
+}
 }
 
 #[tokio::test]
@@ -856,32 +908,90 @@ fn change_both_tenants(electric: &ElectricStandIn) {
         .unwrap();
 }
 
+/// One generated case against `electric`: the first answer, and a live one after changes of
+/// both tenants, hold only the principal's rows, and the stand-in saw only the policy's shapes.
+fn check_case(electric: &ElectricStandIn, case: &ClientCase) -> Result<(), TestCaseError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let first = through_policy(
+            electric,
+            case.method.clone(),
+            &rendered(&case.pairs),
+            Some(case.tenant),
+            &case.body,
+        )
+        .await;
+        assert_only_own_rows(&first, case.tenant)?;
+        let is_log = case.method == Method::GET
+            && !case
+                .pairs
+                .iter()
+                .any(|(key, _)| key.starts_with("subset__"));
+        if case.live && is_log && first.status == StatusCode::OK {
+            change_both_tenants(electric);
+            let mut pairs: Vec<(String, String)> = case
+                .pairs
+                .iter()
+                .filter(|(key, _)| key != "offset")
+                .cloned()
+                .collect();
+            pairs.push((
+                "offset".into(),
+                first.header("electric-offset").unwrap().into(),
+            ));
+            pairs.push((
+                "handle".into(),
+                first.header("electric-handle").unwrap().into(),
+            ));
+            pairs.push(("live".into(), "true".into()));
+            pairs.push(("cursor".into(), String::new()));
+            let live = through_policy(
+                electric,
+                Method::GET,
+                &rendered(&pairs),
+                Some(case.tenant),
+                "",
+            )
+            .await;
+            prop_assert_eq!(live.status, StatusCode::OK, "{:?}", live.body);
+            assert_only_own_rows(&live, case.tenant)?;
+        }
+        assert_stand_in_saw_only_the_policys_shapes(electric)
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn a_principal_never_receives_another_tenants_row_or_a_hidden_column(case in client_case()) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        runtime.block_on(async {
-            let electric = standin(Duration::from_millis(20));
-            let first = through_policy(&electric, case.method.clone(), &rendered(&case.pairs), Some(case.tenant), &case.body).await;
-            assert_only_own_rows(&first, case.tenant)?;
-            let is_log = case.method == Method::GET
-                && !case.pairs.iter().any(|(key, _)| key.starts_with("subset__"));
-            if case.live && is_log && first.status == StatusCode::OK {
-                change_both_tenants(&electric);
-                let mut pairs: Vec<(String, String)> =
-                    case.pairs.iter().filter(|(key, _)| key != "offset").cloned().collect();
-                pairs.push(("offset".into(), first.header("electric-offset").unwrap().into()));
-                pairs.push(("handle".into(), first.header("electric-handle").unwrap().into()));
-                pairs.push(("live".into(), "true".into()));
-                pairs.push(("cursor".into(), String::new()));
-                let live = through_policy(&electric, Method::GET, &rendered(&pairs), Some(case.tenant), "").await;
-                prop_assert_eq!(live.status, StatusCode::OK, "{:?}", live.body);
-                assert_only_own_rows(&live, case.tenant)?;
-            }
-            assert_stand_in_saw_only_the_policys_shapes(&electric)
-        })?;
+        check_case(&standin(Duration::from_millis(20)), &case)?;
+    }
+}
+
+/// The same property with the stand-in on Postgres: one cluster, a stand-in (and so a
+/// database) per case; fewer cases, each creates its tables.
+#[cfg(feature = "postgres")]
+#[test]
+fn on_postgres_a_principal_never_receives_another_tenants_row_or_a_hidden_column() {
+    let cluster =
+        std::sync::Arc::new(tower_electric::testing::postgres::TestCluster::start().unwrap());
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 32,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&client_case(), |case| {
+        let electric = standin_builder(Duration::from_millis(20))
+            .postgres(std::sync::Arc::clone(&cluster))
+            .build();
+        check_case(&electric, &case)
+    });
+    if let Err(error) = result {
+        panic!("{error}");
     }
 }
 
@@ -889,7 +999,11 @@ proptest! {
 // The example gateway, whole, on TCP
 
 async fn gateway(allow: &str) -> Demo {
-    Demo::start(standin(Duration::from_millis(300)), SECRET, allow)
+    gateway_in(Mode::Plain, allow).await
+}
+
+async fn gateway_in(mode: Mode, allow: &str) -> Demo {
+    Demo::start(standin_in(mode, Duration::from_millis(300)), SECRET, allow)
         .await
         .unwrap()
 }
@@ -964,9 +1078,9 @@ async fn start_live(
     })
 }
 
-#[tokio::test]
-async fn each_tenant_gets_its_own_rows_decrypted_while_the_stand_in_holds_ciphertext() {
-    let demo = gateway("127.0.0.0/8").await;
+both_ways! {
+async fn each_tenant_gets_its_own_rows_decrypted_while_the_stand_in_holds_ciphertext(mode: Mode) {
+    let demo = gateway_in(mode, "127.0.0.0/8").await;
     let client = HttpClient::new();
 
     let stored = client
@@ -1014,10 +1128,11 @@ async fn each_tenant_gets_its_own_rows_decrypted_while_the_stand_in_holds_cipher
     )
     .contains(&("1".to_owned(), "Draft the launch plan".to_owned())));
 }
+}
 
-#[tokio::test]
-async fn a_live_long_poll_woken_by_an_insert_for_acme_reaches_alice_and_not_bob() {
-    let demo = gateway("127.0.0.0/8").await;
+both_ways! {
+async fn a_live_long_poll_woken_by_an_insert_for_acme_reaches_alice_and_not_bob(mode: Mode) {
+    let demo = gateway_in(mode, "127.0.0.0/8").await;
     let client = HttpClient::new();
     let alice = start_live(&demo, &client, "alice-token", ("cursor", "")).await;
     let bob = start_live(&demo, &client, "bob-token", ("cursor", "")).await;
@@ -1049,6 +1164,7 @@ async fn a_live_long_poll_woken_by_an_insert_for_acme_reaches_alice_and_not_bob(
     assert_eq!(bob.status, StatusCode::OK, "{:?}", bob.body);
     assert!(bob.values().unwrap().is_empty(), "{:?}", bob.body);
     assert_eq!(bob.header("electric-has-data"), Some("false"));
+}
 }
 
 #[tokio::test]
@@ -1083,9 +1199,9 @@ async fn the_gateway_refuses_before_the_stand_in() {
     );
 }
 
-#[tokio::test]
-async fn subsets_and_sse_through_the_gateway_are_decrypted_for_the_tenant() {
-    let demo = gateway("127.0.0.0/8").await;
+both_ways! {
+async fn subsets_and_sse_through_the_gateway_are_decrypted_for_the_tenant(mode: Mode) {
+    let demo = gateway_in(mode, "127.0.0.0/8").await;
     let client = HttpClient::new();
     let subset = json!({"where": "done = $1", "params": {"1": "false"}, "order_by": "id"});
     let reply = client
@@ -1144,6 +1260,7 @@ async fn subsets_and_sse_through_the_gateway_are_decrypted_for_the_tenant() {
         values,
         [json!({"id": "71", "tenant_id": "acme", "title": "streamed to alice", "done": "false"})]
     );
+}
 }
 
 /// Without a token the write has no tenant and so no key: that is the caller's 401, not a

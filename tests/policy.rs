@@ -23,6 +23,8 @@ use tower_electric::policy::{
 use tower_electric::protocol::{Identifier, Replica, ShapeRequest, TableName};
 use tower_electric::rejection::Rejection;
 
+#[path = "support/attack_cases.rs"]
+mod attack_cases;
 #[path = "support/where_clause.rs"]
 mod where_clause;
 use where_clause::{column_names, parse_where, placeholder_numbers, split_and};
@@ -246,13 +248,7 @@ async fn protocol_params_go_through() {
 
 #[tokio::test]
 async fn string_built_where_tricks_are_refused() {
-    for trick in [
-        "true) OR (true",
-        "id = 1 --",
-        "id = 1 /* */ OR true",
-        "id = 1; drop table items",
-        "id = 1 OR true) AND (1 = 1",
-    ] {
+    for trick in attack_cases::STRING_BUILT_TRICKS {
         let query = format!(
             "table=items&offset=-1&where={}",
             tower_electric::protocol::query::encode_component(trick)
@@ -265,12 +261,7 @@ async fn string_built_where_tricks_are_refused() {
 
 #[tokio::test]
 async fn subqueries_are_refused_in_where_and_subset_where() {
-    for attack in [
-        "EXISTS (SELECT 1 FROM tenants)",
-        "id IN (SELECT id FROM items)",
-        "lower((SELECT name FROM tenants LIMIT 1)) = 'a'",
-        "title = ANY(SELECT keys FROM tenants)",
-    ] {
+    for attack in attack_cases::SUBQUERIES {
         let encoded = tower_electric::protocol::query::encode_component(attack);
         let outcome = get(
             &format!("table=items&offset=-1&where={encoded}"),
@@ -290,20 +281,10 @@ async fn subqueries_are_refused_in_where_and_subset_where() {
 
 #[tokio::test]
 async fn hidden_columns_are_refused_everywhere() {
-    for query in [
-        "table=items&offset=-1&columns=id,internal_note",
-        "table=items&offset=-1&where=internal_note+%3D+%27x%27",
-        "table=items&offset=-1&where=lower(internal_note)+%3D+%27x%27",
-        "table=items&offset=-1&where=items.internal_note+IS+NULL",
-        "table=items&offset=-1&subset__where=internal_note+IS+NULL",
-        "table=items&offset=-1&subset__order_by=internal_note&subset__limit=1",
-    ] {
+    for query in attack_cases::HIDDEN_COLUMN_QUERIES {
         get(query, Some("t1")).await.refused(StatusCode::FORBIDDEN);
     }
-    for body in [
-        r#"{"where":"internal_note IS NULL"}"#,
-        r#"{"order_by":"internal_note DESC","limit":5}"#,
-    ] {
+    for body in attack_cases::HIDDEN_COLUMN_BODIES {
         post("table=items&offset=-1", Some("t1"), body)
             .await
             .refused(StatusCode::FORBIDDEN);
@@ -312,13 +293,7 @@ async fn hidden_columns_are_refused_everywhere() {
 
 #[tokio::test]
 async fn duplicated_and_encoded_keys_are_refused() {
-    for query in [
-        "table=items&%74able=tenants&offset=-1",
-        "table=items&offset=-1&where=done&where=true",
-        "table=items&offset=-1&secret=a&%73ecret=b",
-        "table=items&offset=-1&where=id+%3D+%241&params[1]=1&params%5B1%5D=2",
-        "table[]=items&offset=-1",
-    ] {
+    for query in attack_cases::DUPLICATED_KEY_QUERIES {
         get(query, Some("t1"))
             .await
             .refused(StatusCode::BAD_REQUEST);
@@ -372,12 +347,7 @@ async fn where_and_subsets_need_the_policy_to_allow_them() {
 
 #[tokio::test]
 async fn the_row_filter_is_anded_at_the_top_whatever_the_client_writes() {
-    for client in [
-        "done",
-        "tenant_id = 'other' OR true",
-        "NOT done OR id > 0",
-        "title ILIKE '%x%' OR tenant_id IS NOT NULL",
-    ] {
+    for client in attack_cases::ROW_FILTER_WIDENERS {
         let query = format!(
             "table=items&offset=-1&where={}",
             tower_electric::protocol::query::encode_component(client)
@@ -396,18 +366,7 @@ async fn the_row_filter_is_anded_at_the_top_whatever_the_client_writes() {
 /// Postgres reads as `(title = '\') OR true` with the row filter commented out.
 #[tokio::test]
 async fn quotes_and_backslashes_in_client_strings_cannot_end_the_literal_early() {
-    for client in [
-        r"title = '\'') OR true --'",
-        r"title = '\'",
-        r"title = '\\'') OR true --'",
-        r"title = 'a''b'",
-        r"title LIKE '%\_%' ESCAPE '\'",
-        r"title = E'\\'' OR true --'",
-        r"title IN ('\', '''', '\''', 'x')",
-        r"title = 'x\''' OR true",
-        "title = '''''''s1'",
-        "title = 'a''''b'",
-    ] {
+    for client in attack_cases::QUOTES_AND_BACKSLASHES {
         let query = format!(
             "table=items&offset=-1&where={}",
             tower_electric::protocol::query::encode_component(client)
@@ -438,13 +397,9 @@ async fn quotes_and_backslashes_in_client_strings_cannot_end_the_literal_early()
 
 #[tokio::test]
 async fn client_params_keep_their_numbers_and_the_policys_follow() {
-    let upstream = get(
-        "table=items&offset=-1&where=id+%3D+%241+OR+title+%3D+%242\
-         &params%5B1%5D=7&params[2]=a%20b",
-        Some("t1"),
-    )
-    .await
-    .upstream();
+    let upstream = get(attack_cases::PARAMETERISED_QUERIES[0], Some("t1"))
+        .await
+        .upstream();
     assert_eq!(
         upstream.where_clause.as_deref(),
         Some("(id = $1 OR title = $2) AND tenant_id = $3")
@@ -454,12 +409,7 @@ async fn client_params_keep_their_numbers_and_the_policys_follow() {
 
 #[tokio::test]
 async fn client_params_must_match_its_placeholders() {
-    for query in [
-        "table=items&offset=-1&where=id+%3D+%242&params[1]=1&params[2]=2",
-        "table=items&offset=-1&where=id+%3D+%241",
-        "table=items&offset=-1&params[1]=1",
-        "table=items&offset=-1&where=id+%3D+%241&params[2]=1",
-    ] {
+    for query in attack_cases::MISMATCHED_PARAMS_QUERIES {
         get(query, Some("t1"))
             .await
             .refused(StatusCode::BAD_REQUEST);
@@ -483,14 +433,9 @@ async fn refusals_name_the_rule_but_never_the_policy_values() {
 
 #[tokio::test]
 async fn subsets_are_checked_and_rendered_from_their_parsed_form() {
-    let upstream = get(
-        "table=items&offset=-1&subset__where=title+ILIKE+%241&subset__params=%7B%221%22%3A%22%25a%25%22%7D\
-         &subset__limit=10&subset__offset=5&subset__order_by=id+desc+nulls+last\
-         &subset__where_expr=%7B%7D",
-        Some("t1"),
-    )
-    .await
-    .upstream();
+    let upstream = get(attack_cases::PARAMETERISED_QUERIES[1], Some("t1"))
+        .await
+        .upstream();
     assert_eq!(
         upstream.subset.where_clause.as_deref(),
         Some("title ILIKE $1")
@@ -517,7 +462,7 @@ async fn a_post_subset_body_is_limited_checked_and_reserialised() {
     let outcome = post(
         "table=items&offset=-1",
         Some("t1"),
-        r#"{"where":"done AND title = $1","params":{"1":"x"},"limit":3,"order_by":"id"}"#,
+        attack_cases::SUBSET_BODY,
     )
     .await;
     let forwarded = outcome.forwarded();
@@ -537,18 +482,7 @@ async fn a_post_subset_body_is_limited_checked_and_reserialised() {
         Some("tenant_id = $1")
     );
 
-    for body in [
-        r#"{"table":"tenants"}"#,
-        r#"{"columns":"internal_note"}"#,
-        r#"{"where":"done","secret":"x"}"#,
-        r#"["where"]"#,
-        "not json",
-        r#"{"limit":"ten"}"#,
-        r#"{"limit":1}"#,
-        // A subset that is not an object is refused, not read as "no subset".
-        r#"{"subset":"where"}"#,
-        r#"{"subset":null}"#,
-    ] {
+    for body in attack_cases::SMUGGLING_BODIES {
         post("table=items&offset=-1", Some("t1"), body)
             .await
             .refused(StatusCode::BAD_REQUEST);

@@ -183,7 +183,8 @@ impl Demo {
             lists: IpLists::new().allow(allow)?,
             require_tokens: None,
             upstream_http2: false,
-            keys: keys.clone(),
+            upstream_tls: Default::default(),
+            keys: Some(keys.clone()),
             writes: Some(database.clone()),
         })?;
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;

@@ -4,11 +4,13 @@
 //! `/v1/shape`, outermost first: CORS (the only CORS policy: Electric's own CORS headers are
 //! removed from its responses) → [`IpAllowLayer`] → demo auth (a [`Tenant`] into the
 //! extensions) → [`ShapeParamPolicyLayer`] → [`BodyTransformLayer`] (decrypt the tenant's
-//! encrypted columns) → [`ApiTokenLayer`] (inject Electric's secret) → [`ElectricUpstream`].
+//! encrypted columns; left out when the gateway has no tenant keys, so that values pass as
+//! stored) → [`ApiTokenLayer`] (inject Electric's secret, and Electric Cloud's `source_id`)
+//! → [`ElectricUpstream`].
 //! The secret is added innermost, so no layer (nor a transform's setup, which sees the request)
 //! ever holds a URI with Electric's secret in it.
 //!
-//! `POST /api/items` (only when the gateway fronts the in-process stand-in): the demo app's
+//! `POST /api/items` (only when the gateway fronts the in-process stand-in, with keys): the demo app's
 //! write API. The same auth, then [`RequestBodyTransformLayer`] encrypts the protected columns
 //! with the tenant's key before the row reaches the database (the stand-in).
 //!
@@ -27,6 +29,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
+use tower::util::{Either, MapResponseLayer};
 use tower::{Layer, Service, ServiceBuilder};
 use tower_electric::ip::{ClientIpSource, IpAllowLayer, IpLists};
 use tower_electric::policy::{PolicyError, ShapeParamPolicyLayer, ShapePolicy, TablePolicy};
@@ -51,7 +54,9 @@ pub(crate) struct GatewayConfig {
     pub(crate) electric_url: String,
     /// Talk to Electric over h2c instead of HTTP/1.1.
     pub(crate) upstream_http2: bool,
-    /// Electric's secret, injected upstream.
+    /// PEM files for an `https://` Electric.
+    pub(crate) upstream_tls: UpstreamTls,
+    /// Electric's secret (and Electric Cloud's source id), injected upstream.
     pub(crate) secret: InjectSecret,
     /// Demo bearer tokens → tenant.
     pub(crate) tokens: Arc<HashMap<String, String>>,
@@ -59,17 +64,33 @@ pub(crate) struct GatewayConfig {
     pub(crate) lists: IpLists,
     /// Tokens of trusted callers for `/internal/v1/shape`, if that route is wanted.
     pub(crate) require_tokens: Option<RequireToken>,
-    /// The tenants' keys for the encrypted columns.
-    pub(crate) keys: TenantKeys,
+    /// The tenants' keys for the encrypted columns. `None`: nothing is decrypted, values pass
+    /// as Electric stores them (a gateway in front of an Electric whose data is not the
+    /// demo's ciphertext), and there is no write route.
+    pub(crate) keys: Option<TenantKeys>,
     /// The demo app's database for `POST /api/items`, when it is the in-process stand-in.
     pub(crate) writes: Option<ElectricStandIn>,
 }
 
+/// PEM files for an `https://` Electric: a CA trusted beside the web roots (a self-hosted
+/// Electric with a private CA), and a client certificate and key (mTLS).
+#[derive(Debug, Default)]
+pub(crate) struct UpstreamTls {
+    pub(crate) ca_file: Option<std::path::PathBuf>,
+    pub(crate) client_identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
 /// The gateway's router.
 pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
-    let upstream = ElectricUpstream::builder(config.electric_url)
-        .http2_only(config.upstream_http2)
-        .build()?;
+    let mut upstream =
+        ElectricUpstream::builder(config.electric_url).http2_only(config.upstream_http2);
+    if let Some(ca) = &config.upstream_tls.ca_file {
+        upstream = upstream.ca_pem_file(ca);
+    }
+    if let Some((cert, key)) = &config.upstream_tls.client_identity {
+        upstream = upstream.client_identity_pem_files(cert, key);
+    }
+    let upstream = upstream.build()?;
     let policy = policy()?;
 
     let ip_allow = IpAllowLayer::new(config.lists).client_ip_source(ClientIpSource::XForwardedFor);
@@ -77,13 +98,23 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
         tokens: config.tokens,
         required: false,
     };
+    // Both arms answer `Response<Body>`, so the stack has one type with or without decryption.
+    let decrypt = match config.keys.clone() {
+        Some(keys) => Either::Left(
+            ServiceBuilder::new()
+                .map_response(into_body)
+                .layer(BodyTransformLayer::new(keys))
+                .into_inner(),
+        ),
+        None => Either::Right(MapResponseLayer::new(into_body)),
+    };
     let shape = ServiceBuilder::new()
         .layer(cors())
         .map_response(without_upstream_cors)
         .layer(ip_allow.clone())
         .layer(auth.clone())
         .layer(ShapeParamPolicyLayer::new(policy))
-        .layer(BodyTransformLayer::new(config.keys.clone()))
+        .layer(decrypt)
         .layer(ApiTokenLayer::inject(config.secret.clone()))
         .service(upstream.clone());
 
@@ -91,7 +122,7 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
         .route("/v1/shape", any_service(shape))
         .route("/health", get(|| async { "ok" }));
 
-    if let Some(database) = config.writes {
+    if let (Some(database), Some(keys)) = (config.writes, config.keys) {
         let write = ServiceBuilder::new()
             .layer(cors())
             .layer(ip_allow.clone())
@@ -101,7 +132,7 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
                 required: true,
                 ..auth
             })
-            .layer(RequestBodyTransformLayer::new(config.keys))
+            .layer(RequestBodyTransformLayer::new(keys))
             .service(InsertItem { database });
         router = router.route("/api/items", post_service(write));
     }
@@ -157,6 +188,15 @@ fn cors() -> CorsLayer {
             http::HeaderName::from_static("traceparent"),
         ])
         .expose_headers(EXPOSE_HEADERS.map(http::HeaderName::from_static))
+}
+
+/// A response with its body boxed as axum's.
+fn into_body<B>(response: Response<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    response.map(Body::new)
 }
 
 /// Removes the CORS headers Electric sets itself (`*` without an `Origin`, its own method
@@ -372,31 +412,45 @@ pub(crate) fn encrypt_row(row: &Row, keys: &TenantKeys) -> Result<Option<Row>, B
     Ok(Some(encrypted))
 }
 
-/// The tenants' keys: from `TENANT_KEYS`, or random for this run.
-pub(crate) fn tenant_keys<'a>(
+/// The tenants' keys from `TENANT_KEYS` (`tenant=<64 hex digits>,...`), if it is set.
+pub(crate) fn tenant_keys_from_env() -> Result<Option<TenantKeys>, BoxError> {
+    let Ok(text) = std::env::var("TENANT_KEYS") else {
+        return Ok(None);
+    };
+    let mut keys = HashMap::new();
+    for entry in text
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+    {
+        let (tenant, hex) = entry
+            .split_once('=')
+            .ok_or("TENANT_KEYS entries are tenant=hex")?;
+        keys.insert(tenant.trim().to_owned(), key_from_hex(hex.trim())?);
+    }
+    Ok(Some(TenantKeys::new(keys, ENCRYPTED_COLUMNS)))
+}
+
+/// A random key for each tenant, for this run.
+pub(crate) fn random_tenant_keys<'a>(
     tenants: impl Iterator<Item = &'a String>,
 ) -> Result<TenantKeys, BoxError> {
     let mut keys = HashMap::new();
-    match std::env::var("TENANT_KEYS") {
-        Ok(text) => {
-            for entry in text
-                .split(',')
-                .map(str::trim)
-                .filter(|entry| !entry.is_empty())
-            {
-                let (tenant, hex) = entry
-                    .split_once('=')
-                    .ok_or("TENANT_KEYS entries are tenant=hex")?;
-                keys.insert(tenant.trim().to_owned(), key_from_hex(hex.trim())?);
-            }
-        }
-        Err(_) => {
-            for tenant in tenants {
-                keys.insert(tenant.clone(), key_from_hex(&random_hex(32))?);
-            }
-        }
+    for tenant in tenants {
+        keys.insert(tenant.clone(), key_from_hex(&random_hex(32))?);
     }
     Ok(TenantKeys::new(keys, ENCRYPTED_COLUMNS))
+}
+
+/// Electric Cloud's source id from `ELECTRIC_SOURCE_ID`, if it is set; set but empty is an
+/// error rather than a request Cloud would refuse.
+pub(crate) fn source_id_from_env() -> Result<Option<String>, BoxError> {
+    match std::env::var("ELECTRIC_SOURCE_ID") {
+        Ok(id) if id.trim().is_empty() => Err("ELECTRIC_SOURCE_ID is set but empty".into()),
+        Ok(id) => Ok(Some(id.trim().to_owned())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err("ELECTRIC_SOURCE_ID is not Unicode".into()),
+    }
 }
 
 fn key_from_hex(hex: &str) -> Result<[u8; 32], BoxError> {

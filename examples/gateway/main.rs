@@ -7,19 +7,31 @@
 //!
 //! Configuration (environment):
 //! - `LISTEN_ADDR` (default `127.0.0.1:3001`): where the gateway listens.
-//! - `ELECTRIC_URL`: Electric's base URL. Unset, an in-process Electric stand-in is started,
-//!   seeded with demo data (item titles encrypted at rest with per-tenant keys) and requiring a
-//!   random `ELECTRIC_SECRET`; `POST /api/items` then writes to it.
+//! - `ELECTRIC_URL`: Electric's base URL, `http://` or `https://` (verified against Mozilla's
+//!   roots, plus `ELECTRIC_CA_FILE`; for Electric Cloud, `https://api.electric-sql.cloud`).
+//!   Set, the gateway decrypts nothing unless `TENANT_KEYS` is set too: values pass as
+//!   Electric stores them. Unset, an in-process Electric stand-in is started, seeded with demo
+//!   data (item titles encrypted at rest with per-tenant keys, decrypted by the gateway) and
+//!   requiring a random `ELECTRIC_SECRET`; `POST /api/items` then writes to it.
 //! - `STAND_IN_LONG_POLL_HOLD_MS`, `STAND_IN_SSE_DURATION_MS` (stand-in only; default Electric's
 //!   20 s and 60 s): how long the stand-in holds a long-poll and keeps an SSE stream open.
 //!   Short values keep scripted runs against the demo (`e2e/schemathesis.sh`) fast.
-//! - `ELECTRIC_SECRET`: Electric's API secret, injected into every upstream request.
-//! - `ELECTRIC_HTTP2`: if set, talk to Electric over h2c (one connection carries every
-//!   long-poll) instead of pooled HTTP/1.1 connections.
+//! - `ELECTRIC_SECRET`: Electric's API secret (Electric Cloud: the source's secret), injected
+//!   into every upstream request.
+//! - `ELECTRIC_SOURCE_ID`: Electric Cloud's source id, injected as `source_id` beside the
+//!   secret. With the stand-in, the stand-in then requires it, as Cloud does.
+//! - `ELECTRIC_HTTP2`: if set, talk to Electric over HTTP/2 only (h2c for `http://`; h2 for
+//!   `https://`, where ALPN otherwise lets Electric choose) instead of pooled HTTP/1.1
+//!   connections: one connection carries every long-poll.
+//! - `ELECTRIC_CA_FILE`: a PEM file of CA certificates trusted beside the web roots, for a
+//!   self-hosted Electric whose certificate a private CA issued.
+//! - `ELECTRIC_CLIENT_CERT`, `ELECTRIC_CLIENT_KEY`: PEM files of a client certificate (chain)
+//!   and its key, presented to an `https://` Electric that requires one (mTLS). Both or neither.
 //! - `GATEWAY_TOKENS` (default `alice-token=acme,bob-token=globex`): demo bearer tokens and the
 //!   tenant each one is. **Demo only**: a real app puts its own authentication here.
 //! - `TENANT_KEYS`: `tenant=<64 hex digits>,...`, the AES-256 keys of the encrypted `title`
-//!   column. Unset, each tenant gets a random key for this run.
+//!   column; setting it turns decryption on in front of `ELECTRIC_URL`. Unset, with the
+//!   stand-in each tenant gets a random key for this run.
 //! - `ALLOW_CIDRS` (default `127.0.0.0/8,::1/128`), `TRUSTED_PROXIES` (default empty): the
 //!   network rule; forwarding headers are read only from trusted proxies.
 //! - `GATEWAY_REQUIRE_TOKEN`: if set, `/internal/v1/shape` serves trusted callers (server-side
@@ -54,7 +66,7 @@ use tower_electric::testing::ElectricStandIn;
 use tower_electric::token::{InjectSecret, RequireToken};
 use tower_electric::SecretString;
 
-use app::{random_hex, tenant_keys, BoxError, GatewayConfig};
+use app::{random_hex, BoxError, GatewayConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -70,10 +82,22 @@ async fn main() -> Result<(), BoxError> {
         "GATEWAY_TOKENS",
         "alice-token=acme,bob-token=globex",
     ))?;
-    let keys = tenant_keys(tokens.values())?;
+    let keys = app::tenant_keys_from_env()?;
+    let source_id = app::source_id_from_env()?;
 
-    let (electric_url, secret, stand_in) = match std::env::var("ELECTRIC_URL") {
-        Ok(url) => (url, InjectSecret::from_env("ELECTRIC_SECRET")?, None),
+    let (electric_url, secret, stand_in, keys) = match std::env::var("ELECTRIC_URL") {
+        Ok(url) => {
+            if keys.is_none() {
+                tracing::info!(
+                    "ELECTRIC_URL is set and TENANT_KEYS is not: nothing is decrypted, values pass as Electric stores them"
+                );
+            }
+            let mut secret = InjectSecret::from_env("ELECTRIC_SECRET")?;
+            if let Some(source_id) = source_id {
+                secret = secret.with_source_id(source_id);
+            }
+            (url, secret, None, keys)
+        }
         Err(_) => {
             let secret = std::env::var("ELECTRIC_SECRET").unwrap_or_else(|_| random_hex(16));
             let mut builder = ElectricStandIn::builder().electric_timing();
@@ -83,19 +107,31 @@ async fn main() -> Result<(), BoxError> {
             if let Some(duration) = app::env_millis("STAND_IN_SSE_DURATION_MS")? {
                 builder = builder.sse_duration(duration);
             }
-            let database = builder.secret(secret.clone()).with_demo_data().build();
+            builder = match &source_id {
+                Some(source_id) => builder.cloud_source(source_id.clone(), secret.clone()),
+                None => builder.secret(secret.clone()),
+            };
+            let database = builder.with_demo_data().build();
+            let keys = match keys {
+                Some(keys) => keys,
+                None => app::random_tenant_keys(tokens.values())?,
+            };
             app::encrypt_at_rest(&database, &keys)?;
             let server = database.serve().await?;
             println!("Electric stand-in with demo data at {}", server.url());
             let url = server.url().to_owned();
-            let secret = InjectSecret::new(SecretString::new(secret))?;
-            (url, secret, Some((database, server)))
+            let mut secret = InjectSecret::new(SecretString::new(secret))?;
+            if let Some(source_id) = source_id {
+                secret = secret.with_source_id(source_id);
+            }
+            (url, secret, Some((database, server)), Some(keys))
         }
     };
 
     let router = app::router(GatewayConfig {
         electric_url: electric_url.clone(),
         upstream_http2: std::env::var_os("ELECTRIC_HTTP2").is_some(),
+        upstream_tls: upstream_tls()?,
         secret,
         tokens: tokens.clone(),
         lists: IpLists::new()
@@ -226,6 +262,24 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
+}
+
+/// `ELECTRIC_CA_FILE`, `ELECTRIC_CLIENT_CERT` and `ELECTRIC_CLIENT_KEY`.
+fn upstream_tls() -> Result<app::UpstreamTls, BoxError> {
+    let client_identity = match (
+        std::env::var_os("ELECTRIC_CLIENT_CERT"),
+        std::env::var_os("ELECTRIC_CLIENT_KEY"),
+    ) {
+        (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+        (None, None) => None,
+        _ => {
+            return Err("set both ELECTRIC_CLIENT_CERT and ELECTRIC_CLIENT_KEY, or neither".into())
+        }
+    };
+    Ok(app::UpstreamTls {
+        ca_file: std::env::var_os("ELECTRIC_CA_FILE").map(Into::into),
+        client_identity,
+    })
 }
 
 fn env_or(name: &str, default: &str) -> String {

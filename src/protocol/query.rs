@@ -182,6 +182,19 @@ pub(crate) fn single_value(raw: &str, key: &str) -> Option<String> {
     decode_component(value).ok()
 }
 
+/// Whether a raw query asks for a live response (long-poll or SSE) as Electric reads `live`:
+/// any value but the literal `false` is true (`?live`, `live=0` are live). A copy whose value
+/// does not decode, or any live copy among repeated ones, counts as live: a reader that holds
+/// back non-live responses then never holds back one Electric would keep open.
+pub(crate) fn asks_live(raw: &str) -> bool {
+    raw_pairs(raw)
+        .filter(|(name, _)| match name.contains(['%', '+']) {
+            true => decode_component(name).is_ok_and(|name| name == "live"),
+            false => *name == "live",
+        })
+        .any(|(_, value)| decode_component(value).map_or(true, |value| value != "false"))
+}
+
 /// Decodes one key or value: `+` is a space, `%XX` a byte; the result must be UTF-8.
 pub fn decode_component(raw: &str) -> Result<String, ProtocolError> {
     if !raw.bytes().any(|byte| byte == b'+' || byte == b'%') {
@@ -280,6 +293,25 @@ mod tests {
         assert_eq!(single_value("table=a&%74able=b", "table"), None);
         assert_eq!(single_value("tables=a", "table"), None);
         assert_eq!(single_value("table=%ZZ", "table"), None);
+    }
+
+    #[test]
+    fn live_is_any_value_but_false_as_electric_reads_it() {
+        for live in [
+            "live=true",
+            "live",
+            "live=",
+            "live=0",
+            "%6Cive=true",
+            "live=%ZZ",
+            "live=false&live=true",
+            "offset=0_0&live=true&live_sse=true",
+        ] {
+            assert!(asks_live(live), "{live}");
+        }
+        for not_live in ["", "live=false", "%6Cive=fals%65", "lives=true", "alive=1"] {
+            assert!(!asks_live(not_live), "{not_live}");
+        }
     }
 
     #[test]

@@ -6,14 +6,14 @@ use serde_json::{json, Map, Value};
 
 use crate::protocol::Replica;
 
-use super::eval::Filter;
+use super::filter::ShapeFilter;
 use super::store::{Change, ColumnDef, Operation, Row, ShapeKey};
 
 /// One shape as a request sees it: its definition, row filter and selected columns.
 #[derive(Debug, Clone)]
 pub(crate) struct ShapeView {
     pub(crate) key: ShapeKey,
-    pub(crate) filter: Filter,
+    pub(crate) filter: ShapeFilter,
     /// The selected columns, in table order.
     pub(crate) selected: Vec<ColumnDef>,
     /// The primary-key column names, in key order.

@@ -11,12 +11,15 @@
 //!   columns, replica), long-poll `live` requests held until a change or for
 //!   [`long_poll_hold`], `live_sse` streams with `: keep-alive` comments, `replica=full`,
 //!   `log=changes_only`, 409 `must-refetch` after [`rotate`] or for an unknown handle, `etag`
-//!   and `304`, `cache-control` per case, CORS, and `secret`/`api_secret`.
+//!   and `304`, `cache-control` per case, CORS, and `secret`/`api_secret` (plus Electric
+//!   Cloud's `source_id`, with [`cloud_source`]).
 //! - Subset snapshots: `subset__*` params and `POST /v1/shape` with a JSON body, whose keys
 //!   other than the subset's are merged over the URL's query params, as Electric does.
 //! - `where`, `params[n]`, `subset__where` and `subset__order_by` evaluated for a documented
 //!   subset of SQL: comparisons, `AND`/`OR`/`NOT`, `IN (list)`, `IS [NOT] NULL`, literals,
 //!   `$n`, column names and parentheses, compared by column type. Anything else is a 400.
+//!   With `StandInBuilder::postgres` (feature `postgres`) they are evaluated by Postgres
+//!   instead, with its semantics; `postgres::TestCluster` starts a throwaway one.
 //! - `OPTIONS /v1/shape` preflight, `GET /v1/health`; other paths 404, other methods 405.
 //!
 //! It differs from Electric on purpose in one way: a query key given twice is a 400 (Electric
@@ -92,10 +95,16 @@
 //! [`live_cancelled`]: ElectricStandIn::live_cancelled
 //! [`serve`]: ElectricStandIn::serve
 //! [`long_poll_hold`]: StandInBuilder::long_poll_hold
+//! [`cloud_source`]: StandInBuilder::cloud_source
 
 mod chunked;
 mod eval;
+mod filter;
 mod messages;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod server;
 mod service;
 mod store;
@@ -117,7 +126,17 @@ pub use server::StandInServer;
 pub use service::{ResponseFuture, StandInBody};
 pub use store::{Column, Row, StandInError, TableSchema};
 
+use filter::PgHandle;
 use store::Store;
+
+/// A write the Postgres mode mirrors.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+enum Write<'a> {
+    Create,
+    Insert(&'a Row),
+    Update(&'a Row),
+    Delete(&'a Row),
+}
 
 /// The default [`StandInBuilder::long_poll_hold`]: short, so that test suites stay fast.
 pub const DEFAULT_LONG_POLL_HOLD: Duration = Duration::from_secs(2);
@@ -146,6 +165,8 @@ impl fmt::Debug for ElectricStandIn {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) secret: Option<SecretString>,
+    /// Electric Cloud's source id, required beside the secret when set.
+    pub(crate) source_id: Option<String>,
     pub(crate) long_poll_hold: Duration,
     pub(crate) sse_keep_alive: Duration,
     pub(crate) sse_duration: Duration,
@@ -160,6 +181,8 @@ pub(crate) struct Stats {
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    /// Postgres, in the Postgres mode.
+    pub(crate) postgres: PgHandle,
     store: Mutex<Store>,
     /// Bumped on every change and rotation; live requests wait on it.
     pub(crate) changes: watch::Sender<u64>,
@@ -212,6 +235,8 @@ impl Shared {
 pub struct StandInBuilder {
     config: Config,
     demo_data: bool,
+    #[cfg(feature = "postgres")]
+    postgres: Option<postgres::PostgresTarget>,
 }
 
 impl StandInBuilder {
@@ -220,6 +245,41 @@ impl StandInBuilder {
     pub fn secret(mut self, secret: impl Into<SecretString>) -> Self {
         self.config.secret = Some(secret.into());
         self
+    }
+
+    /// Answers like Electric Cloud's source `source_id`: requests to `/v1/shape` need both
+    /// `source_id` equal to `source_id` and `secret` (or legacy `api_secret`) equal to
+    /// `secret`, as in `https://api.electric-sql.cloud/v1/shape?table=items&offset=-1&source_id=…&secret=…`;
+    /// a missing or wrong one gets Electric's 401.
+    ///
+    /// ```
+    /// use http_body_util::Empty;
+    /// use tower::ServiceExt;
+    /// use tower_electric::testing::ElectricStandIn;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = ElectricStandIn::builder()
+    ///     .cloud_source("source-1", "source-secret")
+    ///     .with_demo_data()
+    ///     .build();
+    /// let ask = |query: &str| {
+    ///     let request = http::Request::get(format!("/v1/shape?table=items&offset=-1&{query}"));
+    ///     cloud.clone().oneshot(request.body(Empty::<bytes::Bytes>::new()).unwrap())
+    /// };
+    /// assert_eq!(ask("source_id=source-1&secret=source-secret").await?.status(), 200);
+    /// assert_eq!(ask("secret=source-secret").await?.status(), 401);
+    /// assert_eq!(ask("source_id=source-2&secret=source-secret").await?.status(), 401);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cloud_source(
+        mut self,
+        source_id: impl Into<String>,
+        secret: impl Into<SecretString>,
+    ) -> Self {
+        self.config.source_id = Some(source_id.into());
+        self.secret(secret)
     }
 
     /// How long a long-poll (`live=true`) request waits for a change before answering
@@ -252,6 +312,38 @@ impl StandInBuilder {
             .sse_duration(Duration::from_secs(60))
     }
 
+    /// Evaluates `where`, `subset__where`, `subset__order_by`, `subset__limit` and
+    /// `subset__offset` in Postgres instead of the stand-in's own evaluator, so that tests
+    /// get Postgres's semantics (types, functions, operators, casts, collation) for every
+    /// clause Postgres accepts; a clause Postgres rejects is the stand-in's 400 with
+    /// Postgres's message, in Electric's shape. Feature `postgres`.
+    ///
+    /// `target` is a [`TestCluster`](postgres::TestCluster) (kept running as long as the
+    /// stand-in) or a connection string whose user may create databases. The stand-in
+    /// creates a database of its own there (dropped when the stand-in is), creates its
+    /// tables in it from their definitions (column types as given to [`Column::new`]) and
+    /// mirrors every insert, update and delete into them. The where of a shape is evaluated
+    /// over the rows in question (a snapshot's, and the old and new row of each change), so
+    /// live changes move rows in and out of a shape by Postgres's reading too. The crate's
+    /// own parser still checks each clause first (one expression; `order_by` a list of
+    /// columns), and `columns` is checked against the table definition as before.
+    ///
+    /// ```no_run
+    /// use tower_electric::testing::postgres::TestCluster;
+    /// use tower_electric::testing::ElectricStandIn;
+    ///
+    /// let electric = ElectricStandIn::builder()
+    ///     .postgres(TestCluster::start()?)
+    ///     .with_demo_data()
+    ///     .build();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn postgres(mut self, target: impl Into<postgres::PostgresTarget>) -> Self {
+        self.postgres = Some(target.into());
+        self
+    }
+
     /// Seeds the demo tables of [`ElectricStandIn::demo`].
     pub fn with_demo_data(mut self) -> Self {
         self.demo_data = true;
@@ -260,9 +352,16 @@ impl StandInBuilder {
 
     /// The stand-in.
     pub fn build(self) -> ElectricStandIn {
+        #[cfg(feature = "postgres")]
+        let postgres = self
+            .postgres
+            .map(|target| Arc::new(pg::PgWorker::start(target)));
+        #[cfg(not(feature = "postgres"))]
+        let postgres = None;
         let standin = ElectricStandIn {
             shared: Arc::new(Shared {
                 config: self.config,
+                postgres,
                 store: Mutex::new(Store::default()),
                 changes: watch::Sender::new(0),
                 requests: Mutex::new(Vec::new()),
@@ -296,11 +395,14 @@ impl ElectricStandIn {
         StandInBuilder {
             config: Config {
                 secret: None,
+                source_id: None,
                 long_poll_hold: DEFAULT_LONG_POLL_HOLD,
                 sse_keep_alive: DEFAULT_SSE_KEEP_ALIVE,
                 sse_duration: DEFAULT_SSE_DURATION,
             },
             demo_data: false,
+            #[cfg(feature = "postgres")]
+            postgres: None,
         }
     }
 
@@ -370,13 +472,46 @@ impl ElectricStandIn {
 
     /// Creates a table.
     pub fn create_table(&self, schema: TableSchema) -> Result<(), StandInError> {
-        self.shared.store().create_table(schema)
+        let table = schema.table_text().to_owned();
+        let mut store = self.shared.store();
+        store.create_table(schema)?;
+        self.mirror(&store, &table, Write::Create)
+    }
+
+    /// Makes the change just made in the store in Postgres too, in the Postgres mode.
+    #[cfg(feature = "postgres")]
+    fn mirror(&self, store: &Store, table: &str, write: Write<'_>) -> Result<(), StandInError> {
+        let Some(postgres) = &self.shared.postgres else {
+            return Ok(());
+        };
+        let name = store::table_name(table)?;
+        let Some(definition) = store.table(&name) else {
+            return Err(StandInError::UnknownTable(name.to_param()));
+        };
+        let key: Vec<String> = definition.primary_key().map(|c| c.name.clone()).collect();
+        match write {
+            Write::Create => postgres.create_table(&name, &definition.columns),
+            Write::Insert(row) => postgres.insert(&name, row),
+            Write::Update(changes) => postgres.update(&name, &key, changes),
+            Write::Delete(row) => postgres.delete(&name, &key, row),
+        }
+        .map_err(StandInError::Postgres)
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
+    fn mirror(&self, _: &Store, _: &str, _: Write<'_>) -> Result<(), StandInError> {
+        Ok(())
     }
 
     /// Inserts a row (missing columns are `NULL`) and wakes live requests. Returns the
     /// change's log offset, `<tx>_0`.
     pub fn insert(&self, table: &str, row: impl Into<Row>) -> Result<LogOffset, StandInError> {
-        let offset = self.shared.store().insert(table, row.into())?;
+        let row = row.into();
+        let mut store = self.shared.store();
+        let offset = store.insert(table, row.clone())?;
+        self.mirror(&store, table, Write::Insert(&row))?;
+        drop(store);
         self.shared.changed();
         Ok(offset)
     }
@@ -384,14 +519,22 @@ impl ElectricStandIn {
     /// Updates the row whose primary key `changes` names, setting the other columns it
     /// names, and wakes live requests.
     pub fn update(&self, table: &str, changes: impl Into<Row>) -> Result<LogOffset, StandInError> {
-        let offset = self.shared.store().update(table, changes.into())?;
+        let changes = changes.into();
+        let mut store = self.shared.store();
+        let offset = store.update(table, changes.clone())?;
+        self.mirror(&store, table, Write::Update(&changes))?;
+        drop(store);
         self.shared.changed();
         Ok(offset)
     }
 
     /// Deletes the row whose primary key `key` names, and wakes live requests.
     pub fn delete(&self, table: &str, key: impl Into<Row>) -> Result<LogOffset, StandInError> {
-        let offset = self.shared.store().delete(table, key.into())?;
+        let key = key.into();
+        let mut store = self.shared.store();
+        let offset = store.delete(table, key.clone())?;
+        self.mirror(&store, table, Write::Delete(&key))?;
+        drop(store);
         self.shared.changed();
         Ok(offset)
     }

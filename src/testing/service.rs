@@ -33,7 +33,7 @@ use crate::protocol::query::decode_component;
 use crate::protocol::{LogOffset, Offset, QueryPairs, Replica, ShapeRequest, SqlExpr, SqlLimits};
 use crate::rejection::Rejection;
 
-use super::eval::{Filter, OrderBy};
+use super::filter::{subset_rows, ShapeFilter};
 use super::messages::{self, ShapeView};
 use super::store::{ColumnDef, ShapeKey, SNAPSHOT_END};
 use super::{ElectricStandIn, RecordedRequest, Shared};
@@ -312,16 +312,22 @@ async fn shape_endpoint(
     response
 }
 
-/// Electric's check: `secret`, else `api_secret`, equal to the configured secret. Plain
-/// equality, as Electric compares; this is a test double, not a gate.
+/// Electric's check: `secret`, else `api_secret`, equal to the configured secret; for a Cloud
+/// source, `source_id` equal to its id too. Plain equality, as Electric compares; this is a
+/// test double, not a gate.
 fn authorized(shared: &Shared, pairs: &QueryPairs) -> bool {
-    let Some(secret) = &shared.config.secret else {
-        return true;
+    let source = match &shared.config.source_id {
+        Some(source_id) => pairs.get("source_id") == Some(source_id.as_str()),
+        None => true,
     };
-    pairs
-        .get("secret")
-        .or_else(|| pairs.get("api_secret"))
-        .is_some_and(|given| given == secret.expose())
+    let Some(secret) = &shared.config.secret else {
+        return source;
+    };
+    source
+        && pairs
+            .get("secret")
+            .or_else(|| pairs.get("api_secret"))
+            .is_some_and(|given| given == secret.expose())
 }
 
 fn unauthorized() -> Answer {
@@ -421,10 +427,17 @@ fn shape_view(shared: &Shared, request: &ShapeRequest) -> Result<ShapeView, Earl
         Some(text) => {
             let expr = SqlExpr::parse(text, SqlLimits::default())
                 .map_err(|error| invalid("where", error.to_string()))?;
-            Filter::compile(&expr, &table.columns, &request.params)
-                .map_err(|message| invalid("where", message))?
+            ShapeFilter::compile(
+                &shared.postgres,
+                table_name,
+                &table.columns,
+                text,
+                &expr,
+                &request.params,
+            )
+            .map_err(|message| invalid("where", message))?
         }
-        None => Filter::default(),
+        None => ShapeFilter::default(),
     };
     let primary_key: Vec<String> = table.primary_key().map(|c| c.name.clone()).collect();
     let key = ShapeKey {
@@ -961,42 +974,19 @@ fn serve_subset(
         Some(_) => view.selected.clone(),
         None => table.columns.clone(),
     };
-    let mut filter = view.filter.clone();
-    if let Some(text) = &subset.where_clause {
-        let expr = SqlExpr::parse(text, SqlLimits::default())
-            .map_err(|error| invalid("subset__where", error.to_string()))?;
-        let params = subset.params.clone().unwrap_or_default();
-        filter = filter.and(
-            Filter::compile(&expr, &queryable, &params)
-                .map_err(|message| invalid("subset__where", message))?,
-        );
-    }
-    let order = match &subset.order_by {
-        Some(text) => Some(
-            OrderBy::parse(text, &queryable)
-                .map_err(|message| invalid("subset__order_by", message))?,
-        ),
-        None => None,
-    };
-    let mut rows: Vec<_> = table
-        .rows()
-        .iter()
-        .filter(|row| filter.matches(row))
-        .cloned()
-        .collect();
+    let rows = subset_rows(
+        &shared.postgres,
+        &view.key.table,
+        &view.filter,
+        table.rows(),
+        &queryable,
+        subset,
+    )
+    .map_err(|(field, message)| invalid(field, message))?;
     drop(store);
-    if let Some(order) = &order {
-        order.sort(&mut rows);
-    }
-    let skip = usize::try_from(subset.offset.unwrap_or(0)).unwrap_or(usize::MAX);
-    let take = subset.limit.map_or(usize::MAX, |limit| {
-        usize::try_from(limit).unwrap_or(usize::MAX)
-    });
     let mark = shared.next_sequence();
     let data: Vec<Value> = rows
         .iter()
-        .skip(skip)
-        .take(take)
         .map(|row| view.snapshot_insert(row, Some(("snapshot_mark", mark.into()))))
         .collect();
     let body = json!({

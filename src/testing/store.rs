@@ -12,7 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::protocol::{LogOffset, Replica, TableName};
 
-use super::eval::{Filter, Kind};
+use super::eval::Kind;
+use super::filter::ShapeFilter;
 
 /// One column of a [`TableSchema`]: name, Postgres type, and constraints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,13 @@ impl Column {
 pub struct TableSchema {
     name: String,
     columns: Vec<Column>,
+}
+
+impl TableSchema {
+    /// The table name as given.
+    pub(crate) fn table_text(&self) -> &str {
+        &self.name
+    }
 }
 
 impl TableSchema {
@@ -202,6 +210,10 @@ pub enum StandInError {
     /// An update or delete whose primary key matches no row.
     #[error("no row has this primary key")]
     RowNotFound,
+    /// Postgres refused to mirror a change (the stand-in's Postgres mode); the stand-in's
+    /// own data has the change.
+    #[error("Postgres: {0}")]
+    Postgres(String),
 }
 
 /// A column as the stand-in uses it.
@@ -483,7 +495,7 @@ impl Store {
     }
 
     /// The shape for `key`, created (with its snapshot) when it does not exist.
-    pub(crate) fn shape(&mut self, key: &ShapeKey, filter: &Filter) -> &Shape {
+    pub(crate) fn shape(&mut self, key: &ShapeKey, filter: &ShapeFilter) -> &Shape {
         let tables = &self.tables;
         let snapshot_tx = self.lsn;
         let last_handle_micros = &mut self.last_handle_micros;
@@ -492,14 +504,7 @@ impl Store {
             snapshot_tx,
             snapshot: tables
                 .get(&key.table)
-                .map(|table| {
-                    table
-                        .rows
-                        .iter()
-                        .filter(|row| filter.matches(row))
-                        .cloned()
-                        .collect()
-                })
+                .map(|table| filter.keep(&table.rows).into_iter().cloned().collect())
                 .unwrap_or_default(),
         })
     }

@@ -14,23 +14,48 @@ use crate::secret::SecretString;
 pub(crate) const SECRET_KEY: &str = "secret";
 /// Electric's legacy name for [`SECRET_KEY`].
 const LEGACY_SECRET_KEY: &str = "api_secret";
-/// Electric Cloud's source identifier, sent beside the secret.
+/// Electric Cloud's source identifier, sent beside the secret
+/// (`https://api.electric-sql.cloud/v1/shape?table=items&offset=-1&source_id=…&secret=…`).
 pub(crate) const SOURCE_ID_KEY: &str = "source_id";
+/// The name Electric Cloud's first proxy examples gave the source's secret. Never injected;
+/// removed so that no Cloud version that still reads it gets a client-chosen one.
+const SOURCE_SECRET_KEY: &str = "source_secret";
 
 /// Whether a decoded query key is, or could be read by anything as, one of Electric's
 /// credential keys. Matches the bracket forms Plug would decode into a list or map
 /// (`secret[]`, `secret[x]`), any ASCII case (Electric's keys are case-sensitive, so `SECRET`
 /// is an unknown key to it; removing it is harmless and keeps a case-folding hop in between
 /// from turning it into a credential) and surrounding spaces.
+///
+/// `with_source_id` also matches `source_id`: inject mode removes it whether or not it
+/// injects one, because the source is the server's to name (a client-chosen `source_id` next
+/// to the server's secret would pick which source that secret is presented for).
 pub(crate) fn is_credential_key(key: &str, with_source_id: bool) -> bool {
     let base = key.split('[').next().unwrap_or(key).trim();
     base.eq_ignore_ascii_case(SECRET_KEY)
         || base.eq_ignore_ascii_case(LEGACY_SECRET_KEY)
+        || base.eq_ignore_ascii_case(SOURCE_SECRET_KEY)
         || (with_source_id && base.eq_ignore_ascii_case(SOURCE_ID_KEY))
 }
 
 /// Inject mode: the server-held secret added to every upstream query (and Electric Cloud's
 /// `source_id` beside it), after every client-supplied copy was removed.
+///
+/// For Electric Cloud, the secret is the source's secret and
+/// [`with_source_id`](Self::with_source_id) names the source; the upstream query then ends in
+/// `secret=<secret>&source_id=<source id>`, each percent-encoded:
+///
+/// ```
+/// use tower_electric::token::InjectSecret;
+/// use tower_electric::SecretString;
+///
+/// // In a real gateway: InjectSecret::from_env("ELECTRIC_SECRET")?
+/// //     .with_source_id(std::env::var("ELECTRIC_SOURCE_ID")?)
+/// let cloud = InjectSecret::new(SecretString::new("source secret"))?
+///     .with_source_id("8ea4e5fb-9217-4ca6-80b7-0a97581c4c10");
+/// assert!(!format!("{cloud:?}").contains("source secret"));
+/// # Ok::<(), tower_electric::token::TokenError>(())
+/// ```
 ///
 /// `Debug` shows whether a `source_id` is set and its value (an identifier, not a secret),
 /// never the secret.
@@ -57,8 +82,9 @@ impl InjectSecret {
         Self::new(secret_from_env(name)?)
     }
 
-    /// For Electric Cloud: also injects `source_id`, and removes any client-supplied
-    /// `source_id` (in every spelling) first.
+    /// For Electric Cloud: also injects `source_id` (the source's identifier, shown on the
+    /// Cloud dashboard beside its secret). A client-supplied `source_id`, in every spelling, is
+    /// removed in inject mode with or without this.
     #[must_use]
     pub fn with_source_id(mut self, source_id: impl Into<String>) -> Self {
         self.source_id = Some(source_id.into());
@@ -232,6 +258,8 @@ mod tests {
             "SECRET",
             "Api_Secret",
             " secret",
+            "source_secret",
+            "Source_Secret[]",
         ] {
             assert!(is_credential_key(key, false), "{key}");
         }

@@ -5,9 +5,10 @@
 //! guide says the secret must never come from, or reach, the client: the authorizing proxy adds
 //! it when it forwards. [`ApiTokenLayer`] has two modes:
 //!
-//! - **Inject** ([`InjectSecret`]): every client-supplied `secret`, `api_secret` (and, for
-//!   Electric Cloud, `source_id`) is removed from the query, then the server-held secret is
-//!   added, once. The query is decoded with [`QueryPairs`](crate::protocol::QueryPairs), the way
+//! - **Inject** ([`InjectSecret`]): every client-supplied `secret`, `api_secret`,
+//!   `source_secret` and `source_id` is removed from the query, then the server-held secret
+//!   (and, for Electric Cloud, its `source_id`: [`InjectSecret::with_source_id`]) is added,
+//!   once. The query is decoded with [`QueryPairs`](crate::protocol::QueryPairs), the way
 //!   Electric decodes it, so `%73ecret`, `secret[]`, `secret[x]`, repeated copies and other
 //!   case spellings (`SECRET`, unknown to Electric, removed all the same) are all caught; a
 //!   query that does not decode (malformed escape, not UTF-8) is refused with a 400 instead of
@@ -39,6 +40,13 @@
 //!   `GATEWAY_REQUIRE_TOKEN`, require mode *outermost*, so nothing else runs for an
 //!   unauthenticated caller, and inject mode innermost as on the public route; where no other
 //!   layer sits in between, one combined layer does both.
+//!
+//! # Electric Cloud
+//! Electric Cloud (`https://api.electric-sql.cloud/v1/shape`) authenticates a shape request
+//! with two query params: `source_id`, the source (database) it reads, and `secret`, that
+//! source's secret. Inject both: `InjectSecret::new(source_secret)?.with_source_id(source_id)`.
+//! The source id is not a secret but it is the server's choice, like the shape itself: a
+//! client's `source_id` is removed in inject mode whether or not one is configured.
 //!
 //! # Decisions
 //! - A repeated `Authorization` header, a repeated custom header, two `secret` params, or a

@@ -149,10 +149,8 @@ impl Settings {
             }
             .into());
         }
-        let with_source_id = self
-            .inject
-            .as_ref()
-            .is_some_and(|inject| inject.source_id.is_some());
+        // Inject mode owns `source_id` whether or not it sets one (see `is_credential_key`).
+        let with_source_id = self.inject.is_some();
         Ok(QueryPairs::parse_taking(raw, |key| {
             is_credential_key(key, with_source_id)
         })?)

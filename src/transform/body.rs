@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -26,8 +27,17 @@ pin_project! {
     enum Kind<B, M> {
         PassThrough { #[pin] body: B },
         Full { data: Option<Bytes> },
-        Transform { #[pin] body: B, engine: Box<Engine<M>> },
+        Transform { transforming: Transforming<B, M> },
     }
+}
+
+/// A body being transformed: the upstream body and the transform's state.
+///
+/// The upstream body is boxed so that the response future can read the first message before
+/// it hands the body on (a pinned body could not move into the response after that).
+pub(super) struct Transforming<B, M> {
+    body: Pin<Box<B>>,
+    engine: Box<Engine<M>>,
 }
 
 /// The per-response transform state: the splitter and the message transform.
@@ -35,6 +45,12 @@ struct Engine<M> {
     splitter: Splitter,
     messages: M,
     shape_table: Option<(String, String)>,
+    /// Whether a whole message has been handled (and its output queued).
+    seen_message: bool,
+    /// Trailers that came while output was still queued; sent after it.
+    trailers: Option<HeaderMap>,
+    /// The most output [`Transforming::poll_first`] queues before it stops waiting.
+    hold_limit: usize,
     done: bool,
 }
 
@@ -58,7 +74,15 @@ impl<B, M> ResponseBody<B, M> {
         }
     }
 
-    pub(super) fn transform(
+    pub(super) fn transform(transforming: Transforming<B, M>) -> Self {
+        Self {
+            kind: Kind::Transform { transforming },
+        }
+    }
+}
+
+impl<B, M> Transforming<B, M> {
+    pub(super) fn new(
         body: B,
         messages: M,
         framing: Framing,
@@ -66,16 +90,65 @@ impl<B, M> ResponseBody<B, M> {
         shape_table: Option<(String, String)>,
     ) -> Self {
         Self {
-            kind: Kind::Transform {
-                body,
-                engine: Box::new(Engine {
-                    splitter: Splitter::new(framing, max_message_bytes),
-                    messages,
-                    shape_table,
-                    done: false,
-                }),
-            },
+            body: Box::pin(body),
+            engine: Box::new(Engine {
+                splitter: Splitter::new(framing, max_message_bytes),
+                messages,
+                shape_table,
+                seen_message: false,
+                trailers: None,
+                hold_limit: max_message_bytes,
+                done: false,
+            }),
         }
+    }
+}
+
+impl<B, M> Transforming<B, M>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    M: MessageTransform,
+{
+    /// Reads the upstream body until the first message has been transformed (its output is
+    /// queued, with whatever else that chunk held), the body ends, or trailers come: the most
+    /// this buffers is the chunks up to the end of the first message. An error here is one
+    /// before any byte was sent.
+    ///
+    /// Output that is not a message (whitespace, a subset's `metadata`) counts against the
+    /// message cap: past it, the wait ends and the body streams, so a body that never gets to
+    /// a message is not gathered in memory.
+    pub(super) fn poll_first(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransformError>> {
+        loop {
+            let engine = &self.engine;
+            if engine.seen_message
+                || engine.done
+                || engine.trailers.is_some()
+                || engine.splitter.output.queued_bytes() > engine.hold_limit
+            {
+                return Poll::Ready(Ok(()));
+            }
+            ready!(self.poll_read(cx))?;
+        }
+    }
+
+    /// Reads one upstream frame into the engine. After an error the engine is done and its
+    /// output dropped.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransformError>> {
+        let engine = &mut self.engine;
+        let result = match ready!(self.body.as_mut().poll_frame(cx)) {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(chunk) => engine.push(&chunk),
+                // Trailers come after the last data frame: pass them on.
+                Err(frame) => {
+                    engine.trailers = frame.into_trailers().ok();
+                    Ok(())
+                }
+            },
+            Some(Err(error)) => Err(TransformError::Upstream(error.into())),
+            None => engine.splitter.finish().map(|()| engine.done = true),
+        };
+        Poll::Ready(result.map_err(|error| engine.fail(error)))
     }
 }
 
@@ -92,6 +165,7 @@ impl<B, M> From<Bytes> for ResponseBody<B, M> {
 struct Handler<'t, M> {
     messages: &'t mut M,
     shape_table: Option<Relation<'t>>,
+    seen_message: &'t mut bool,
 }
 
 impl<M: MessageTransform> OnMessage for Handler<'_, M> {
@@ -101,14 +175,20 @@ impl<M: MessageTransform> OnMessage for Handler<'_, M> {
         out: &mut Vec<u8>,
     ) -> Result<Option<(usize, Outcome)>, TransformError> {
         match message::read_prefix(text, self.shape_table) {
-            Some((parsed, len)) => Ok(Some((len, transform_message(self.messages, parsed, out)?))),
+            Some((parsed, len)) => {
+                let outcome = transform_message(self.messages, parsed, out)?;
+                *self.seen_message = true;
+                Ok(Some((len, outcome)))
+            }
             None => Ok(None),
         }
     }
 
     fn whole(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<Outcome, TransformError> {
         let parsed = message::parse(bytes, self.shape_table).map_err(malformed)?;
-        transform_message(self.messages, parsed, out)
+        let outcome = transform_message(self.messages, parsed, out)?;
+        *self.seen_message = true;
+        Ok(outcome)
     }
 }
 
@@ -153,6 +233,7 @@ impl<M: MessageTransform> Engine<M> {
             splitter,
             messages,
             shape_table,
+            seen_message,
             ..
         } = self;
         let shape_table = shape_table
@@ -163,12 +244,12 @@ impl<M: MessageTransform> Engine<M> {
             &mut Handler {
                 messages,
                 shape_table,
+                seen_message,
             },
         )
     }
 
     fn fail(&mut self, error: TransformError) -> TransformError {
-        tracing::warn!(%error, "shape log transform ended the response");
         self.done = true;
         while self.splitter.output.pop().is_some() {}
         error
@@ -193,33 +274,24 @@ where
                 .poll_frame(cx)
                 .map_err(|error| TransformError::Upstream(error.into())),
             KindProj::Full { data } => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
-            KindProj::Transform { mut body, engine } => loop {
+            // An error here ends a body whose status line and first bytes are already sent:
+            // a 502 can no longer be given. Ending the body with an error makes the server
+            // abort the response (a chunked body without its last chunk, an HTTP/2 reset), so
+            // the client sees a broken response, never a shorter array that still parses.
+            KindProj::Transform { transforming } => loop {
+                let engine = &mut transforming.engine;
                 if let Some(frame) = engine.splitter.output.pop() {
                     return Poll::Ready(Some(Ok(Frame::data(frame))));
+                }
+                if let Some(trailers) = engine.trailers.take() {
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                 }
                 if engine.done {
                     return Poll::Ready(None);
                 }
-                match ready!(body.as_mut().poll_frame(cx)) {
-                    Some(Ok(frame)) => match frame.into_data() {
-                        Ok(chunk) => {
-                            if let Err(error) = engine.push(&chunk) {
-                                return Poll::Ready(Some(Err(engine.fail(error))));
-                            }
-                        }
-                        // Trailers come after the last data frame: pass them on.
-                        Err(frame) => return Poll::Ready(Some(Ok(frame))),
-                    },
-                    Some(Err(error)) => {
-                        let error = TransformError::Upstream(error.into());
-                        return Poll::Ready(Some(Err(engine.fail(error))));
-                    }
-                    None => {
-                        if let Err(error) = engine.splitter.finish() {
-                            return Poll::Ready(Some(Err(engine.fail(error))));
-                        }
-                        engine.done = true;
-                    }
+                if let Err(error) = ready!(transforming.poll_read(cx)) {
+                    tracing::warn!(%error, "shape log transform ended the response");
+                    return Poll::Ready(Some(Err(error)));
                 }
             },
         }
@@ -229,7 +301,10 @@ where
         match &self.kind {
             Kind::PassThrough { body } => body.is_end_stream(),
             Kind::Full { data } => data.is_none(),
-            Kind::Transform { engine, .. } => engine.done && engine.splitter.output.is_empty(),
+            Kind::Transform { transforming } => {
+                let engine = &transforming.engine;
+                engine.done && engine.splitter.output.is_empty() && engine.trailers.is_none()
+            }
         }
     }
 

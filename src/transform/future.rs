@@ -9,22 +9,24 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use pin_project_lite::pin_project;
 
+use super::body::Transforming;
 use super::split::Framing;
-use super::{BoxError, MessageTransform, ResponseBody, ShapeTransform};
+use super::{BoxError, MessageTransform, ResponseBody, ShapeTransform, TransformError};
 use crate::protocol::headers::ELECTRIC_SCHEMA;
-use crate::protocol::query::single_value;
+use crate::protocol::query::{asks_live, single_value};
 use crate::protocol::TableName;
 use crate::rejection::Rejection;
 
 pin_project! {
     /// The response future of [`BodyTransform`](super::BodyTransform): the inner service's
-    /// response, then the transform's setup.
+    /// response, the transform's setup, then (for a response that is not live) the body up to
+    /// its first message.
     pub struct ResponseFuture<F, T, B>
     where
         T: ShapeTransform,
     {
         #[pin]
-        state: State<F, T::Future, B>,
+        state: State<F, T::Future, B, T::Messages>,
         request: Option<http::request::Parts>,
         transform: Arc<T>,
         max_message_bytes: usize,
@@ -33,9 +35,10 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, SetupFuture, B> {
+    enum State<F, SetupFuture, B, M> {
         Inner { #[pin] future: F },
         Setup { #[pin] future: SetupFuture, pending: Option<Pending<B>> },
+        First { first: Option<(http::response::Parts, Transforming<B, M>)> },
     }
 }
 
@@ -45,6 +48,7 @@ struct Pending<B> {
     body: B,
     framing: Framing,
     shape_table: Option<(String, String)>,
+    holds_head: bool,
 }
 
 impl<F, T, B> ResponseFuture<F, T, B>
@@ -106,6 +110,43 @@ fn essence(value: &HeaderValue) -> Option<&str> {
     Some(text.split(';').next().unwrap_or_default().trim())
 }
 
+/// Whether the head waits for the body's first message, so that a failure there is still a
+/// `502` the client can read rather than a body cut short under a `200`.
+///
+/// Only for responses that are not live. Electric answers those from its log at once, so the
+/// first message follows the head within moments and holding the head costs nothing; and
+/// what is held is bounded (the chunks up to the end of the first message, other output up to
+/// the message cap: see `Transforming::poll_first`).
+/// A live response is defined by waiting: an SSE stream's first frame may come 20 s after
+/// its head (or only a `: keep-alive`), and a long-poll's bytes whenever Electric has a
+/// change. Holding those heads would keep from the client what it is owed now, and a bound
+/// on the wait would need a timer, tying the layer to a runtime, that is either too short
+/// for a slow upstream or too long for a stream. So live heads go out as they come, and a
+/// failure in their body ends it with an error.
+fn holds_head(request: &http::request::Parts, framing: Framing) -> bool {
+    framing == Framing::Json && !asks_live(request.uri.query().unwrap_or_default())
+}
+
+/// The `502` for a transform that failed before any byte of the body was sent: it names the
+/// class of the failure, never the error's text (which may quote a value or an internal
+/// address; that goes to the log, at the call site).
+fn cannot_transform(class: &str) -> Rejection {
+    Rejection::bad_gateway().with_message(format!(
+        "Bad gateway: the response body could not be transformed: {class}"
+    ))
+}
+
+/// The class of a body error, as a refusal names it.
+fn class_of(error: &TransformError) -> &'static str {
+    match error {
+        TransformError::Upstream(_) => "upstream body failed",
+        TransformError::MessageTooLarge { .. } => "message too large",
+        TransformError::Malformed { .. } => "malformed message",
+        TransformError::Truncated => "truncated body",
+        TransformError::Transform(_) => "transform failed",
+    }
+}
+
 /// The shape's table from the request's `table` parameter, for messages without a relation;
 /// `None` when it is missing, repeated or malformed.
 ///
@@ -141,6 +182,8 @@ impl<F, T, B, E> Future for ResponseFuture<F, T, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
     T: ShapeTransform,
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<BoxError>,
 {
     type Output = Result<Response<ResponseBody<B, T::Messages>>, E>;
 
@@ -171,6 +214,7 @@ where
                                 body,
                                 framing,
                                 shape_table: shape_table(&request),
+                                holds_head: holds_head(&request, framing),
                             };
                             this.state.set(State::Setup {
                                 future,
@@ -186,6 +230,7 @@ where
                         body,
                         framing,
                         shape_table,
+                        holds_head,
                     }) = pending.take()
                     else {
                         return Poll::Pending;
@@ -194,22 +239,48 @@ where
                         Ok(messages) => messages,
                         Err(error) => {
                             tracing::warn!(%error, "body transform setup failed");
-                            return Poll::Ready(Ok(Rejection::bad_gateway().into_response()));
+                            let rejection = cannot_transform("setup failed");
+                            return Poll::Ready(Ok(rejection.into_response()));
                         }
                     };
                     if let Err(error) = rewrite_schema(&mut parts.headers, &mut messages) {
                         tracing::warn!(%error, "electric-schema rewrite failed");
-                        return Poll::Ready(Ok(Rejection::bad_gateway().into_response()));
+                        let rejection = cannot_transform("schema rewrite failed");
+                        return Poll::Ready(Ok(rejection.into_response()));
                     }
                     parts.headers.remove(CONTENT_LENGTH);
-                    let body = ResponseBody::transform(
+                    let transforming = Transforming::new(
                         body,
                         messages,
                         framing,
                         *this.max_message_bytes,
                         shape_table,
                     );
-                    return Poll::Ready(Ok(Response::from_parts(parts, body)));
+                    if !holds_head {
+                        let body = ResponseBody::transform(transforming);
+                        return Poll::Ready(Ok(Response::from_parts(parts, body)));
+                    }
+                    this.state.set(State::First {
+                        first: Some((parts, transforming)),
+                    });
+                }
+                StateProj::First { first } => {
+                    let Some((_, transforming)) = first.as_mut() else {
+                        return Poll::Pending;
+                    };
+                    let result = ready!(transforming.poll_first(cx));
+                    let Some((parts, transforming)) = first.take() else {
+                        return Poll::Pending;
+                    };
+                    return Poll::Ready(Ok(match result {
+                        Ok(()) => {
+                            Response::from_parts(parts, ResponseBody::transform(transforming))
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "shape log transform failed before the first byte");
+                            cannot_transform(class_of(&error)).into_response()
+                        }
+                    }));
                 }
             }
         }

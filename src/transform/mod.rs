@@ -26,11 +26,22 @@
 //! comments included, are passed on as soon as they end.
 //!
 //! # Errors
-//! An error of the per-response setup (before the first byte) answers `502` with the crate's
-//! [`Rejection`](crate::rejection::Rejection) body and nothing internal in it. An error later
-//! (the transform's, a malformed or oversized message, a body that ends early) ends the body
-//! with a [`TransformError`]: the server aborts the response, so the client sees a broken
-//! response, never a shorter array that still parses.
+//! A failure before any byte of the body was sent answers `502` with the crate's
+//! [`Rejection`](crate::rejection::Rejection) body, `no-store`, naming the class of the failure
+//! and never the error's text (which may quote a value): `{"message": "Bad gateway: the
+//! response body could not be transformed: <class>"}`, the class one of `setup failed`,
+//! `schema rewrite failed`, `transform failed`, `malformed message`, `message too large`,
+//! `truncated body`, `upstream body failed`. That covers the per-response setup and, for a
+//! response that is not live, the first message: the head of such a response waits until
+//! its first message has been transformed (or the body ended), buffering only the chunks up
+//! to the end of that message. Live responses (`live` long-polls, SSE) are answered as their
+//! head comes: their first bytes may come many seconds later, and the client is owed the head
+//! now.
+//!
+//! A failure later (the transform's, a malformed or oversized message, a body that ends
+//! early) ends the body with a [`TransformError`]: the status line is already sent, so the
+//! server aborts the response and the client sees a broken response, never a shorter array
+//! that still parses.
 //!
 //! # Headers
 //! - The forwarded request asks for `accept-encoding: identity`, so the layer sees plain JSON;
@@ -140,7 +151,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why a transformed body ended early. The server aborts the response: the client sees a
-/// broken response, never a valid-looking shorter one.
+/// broken response, never a valid-looking shorter one. (Before the first byte of a
+/// non-live response, the same failures answer a `502` instead; see the
+/// [module docs](self#errors).)
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransformError {
@@ -174,7 +187,8 @@ pub enum TransformError {
 pub trait MessageTransform {
     /// Changes `message` in place: its [`value`](Message::value_mut) and
     /// [`old_value`](Message::old_value_mut) columns, or [`discards`](Message::discard) it.
-    /// An error ends the response body with [`TransformError::Transform`].
+    /// An error ends the response body with [`TransformError::Transform`], or answers `502`
+    /// when no byte of the body was sent yet.
     fn transform(&mut self, message: &mut Message<'_>) -> Result<(), BoxError>;
 
     /// Rewrites the response's `electric-schema` (column name → `{type, ...}`), called once,

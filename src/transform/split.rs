@@ -121,6 +121,11 @@ impl Output {
         self.frames.is_empty()
     }
 
+    /// The bytes queued in frames ready to be sent.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.frames.iter().map(Bytes::len).sum()
+    }
+
     fn range(&mut self, chunk: &Bytes, start: usize, end: usize) {
         if start >= end {
             return;

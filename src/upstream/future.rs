@@ -26,27 +26,54 @@ pin_project! {
     }
 }
 
+/// hyper-util's response future; with TLS, run with the request's watch on its connection.
+#[cfg(feature = "tls")]
+type Pending = tokio::task::futures::TaskLocalFuture<TlsWatch, legacy::ResponseFuture>;
+
+#[cfg(not(feature = "tls"))]
+type Pending = legacy::ResponseFuture;
+
+#[cfg(feature = "tls")]
+type TlsWatch = super::tls::Watch;
+#[cfg(not(feature = "tls"))]
+type TlsWatch = ();
+
 pin_project! {
     #[project = StateProj]
     enum State {
         Waiting {
             #[pin]
-            response: legacy::ResponseFuture,
+            response: Pending,
             #[pin]
             timeout: Sleep,
             idle_timeout: Duration,
+            // `Some` for an `https://` upstream: a failure may then be a TLS failure.
+            tls: Option<TlsWatch>,
         },
         Answered { rejection: Option<Rejection> },
     }
 }
 
 impl ResponseFuture {
-    pub(super) fn waiting(response: legacy::ResponseFuture, idle_timeout: Duration) -> Self {
+    /// `tls`: whether the upstream is `https://`, so that a failure may be a TLS failure.
+    pub(super) fn waiting(
+        response: legacy::ResponseFuture,
+        idle_timeout: Duration,
+        tls: bool,
+    ) -> Self {
+        #[cfg(feature = "tls")]
+        let (response, tls) = {
+            let (response, watch) = super::tls::watch(response);
+            (response, tls.then_some(watch))
+        };
+        #[cfg(not(feature = "tls"))]
+        let tls = tls.then_some(());
         Self {
             state: State::Waiting {
                 response,
                 timeout: tokio::time::sleep(idle_timeout),
                 idle_timeout,
+                tls,
             },
         }
     }
@@ -76,14 +103,10 @@ impl Future for ResponseFuture {
                 response,
                 timeout,
                 idle_timeout,
+                tls,
             } => match response.poll(cx) {
                 Poll::Ready(Ok(response)) => client_response(response, *idle_timeout),
-                Poll::Ready(Err(error)) => {
-                    // The chain names the cause (refused, reset, DNS); the URI, which may
-                    // carry `secret=`, is in none of its parts.
-                    tracing::warn!(error = %ErrorChain(&error), "upstream request failed");
-                    Rejection::bad_gateway().into_response()
-                }
+                Poll::Ready(Err(error)) => upstream_failure(&error, tls.as_ref()).into_response(),
                 Poll::Pending => {
                     if timeout.poll(cx).is_pending() {
                         return Poll::Pending;
@@ -106,11 +129,48 @@ impl Future for ResponseFuture {
     }
 }
 
+/// The 502 for a request that got no response head: the plain one, or for a TLS failure one
+/// that says so (and no more: which certificate, host or check is in the log only).
+fn upstream_failure(error: &legacy::Error, tls: Option<&TlsWatch>) -> Rejection {
+    // The chain names the cause (refused, reset, DNS, the certificate check that failed);
+    // the URI, which may carry `secret=`, is in none of its parts.
+    #[cfg(feature = "tls")]
+    if let Some(failure) = tls.and_then(|watch| super::tls::tls_failure(error, watch)) {
+        match failure {
+            super::tls::TlsFailure::InError => {
+                tracing::warn!(error = %ErrorChain(error), "upstream TLS failed");
+            }
+            super::tls::TlsFailure::OnConnection(tls_error) => {
+                tracing::warn!(error = %ErrorChain(error), %tls_error, "upstream TLS failed");
+            }
+            super::tls::TlsFailure::CertificateRefused => {
+                tracing::warn!(
+                    error = %ErrorChain(error),
+                    "upstream TLS failed: the server asked for a client certificate, then \
+                     closed the connection before any answer (most likely refusing the \
+                     certificate, or its absence)"
+                );
+            }
+        }
+        return Rejection::bad_gateway().with_message(TLS_FAILED);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
+    tracing::warn!(error = %ErrorChain(error), "upstream request failed");
+    Rejection::bad_gateway()
+}
+
+/// The message of a TLS failure's 502.
+#[cfg(feature = "tls")]
+const TLS_FAILED: &str = "Bad gateway: TLS with the upstream failed";
+
 /// Electric's response for the client: status, end-to-end headers and streamed body as they
 /// are; nothing from the upstream connection (hop-by-hop headers, connection info in the
 /// extensions) comes along.
 fn client_response(response: Response<Incoming>, idle_timeout: Duration) -> Response<ResponseBody> {
     let (parts, body) = response.into_parts();
+    #[cfg(feature = "tls")]
+    super::tls::answered(&parts.extensions);
     let mut client = Response::new(ResponseBody::upstream(body, idle_timeout));
     *client.status_mut() = parts.status;
     *client.headers_mut() = parts.headers;

@@ -7,6 +7,14 @@
 //! client (or h2c with [`Builder::http2_only`]) and streams both bodies: a shape log or an SSE
 //! stream reaches the client frame by frame as Electric writes it.
 //!
+//! With the `tls` feature (on by default) the base URL may be `https://`: rustls with the ring
+//! provider, TLS 1.2 and 1.3, SNI, and ALPN offering `h2` and `http/1.1` so that Electric (or
+//! the load balancer in front of it) chooses per connection ([`Builder::http1_only`] and
+//! [`Builder::http2_only`] narrow the offer). The certificate is always verified, against the
+//! URL's host and the roots of `Builder::tls_roots` (Mozilla's by default, or the system's),
+//! plus any CA given with `Builder::ca_pem` or `Builder::ca_pem_file`; there is no switch to
+//! turn verification off. `Builder::client_identity_pem` adds a client certificate (mTLS).
+//!
 //! What crosses, and what does not:
 //! - hop-by-hop headers (`Connection` and every header it names, `Keep-Alive`,
 //!   `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, `Proxy-Authenticate`,
@@ -17,9 +25,12 @@
 //!   `content-type`, ...) and every status (304, 400, 409, 503, ...) passes through untouched.
 //!
 //! Upstream trouble is a response, never an error (`Error = Infallible`): unreachable or a
-//! broken connection is a 502 and no response head within the idle timeout a 504, both
-//! `Rejection` JSON bodies that name nothing internal; the cause is logged with `tracing` at
-//! warn level (without the query, which may carry `secret=`). The idle timeout (90 s by default,
+//! broken connection is a 502 (`{"message":"Bad gateway"}`), a failed TLS handshake,
+//! certificate check or TLS alert a 502 that says so
+//! (`{"message":"Bad gateway: TLS with the upstream failed"}`), and no response head within
+//! the idle timeout a 504: `Rejection` JSON bodies that name nothing internal (no address,
+//! host or certificate). The cause is logged with `tracing` at warn level (without the query,
+//! which may carry `secret=`). The idle timeout (90 s by default,
 //! longer than Electric's 20 s long-polls and 60 s SSE streams) also bounds the wait between
 //! two body frames. Dropping the response future or the response body cancels the upstream
 //! request.
@@ -59,9 +70,12 @@
 //!     .service(upstream);
 //! # let _ = gateway;
 //!
-//! // Anything but a plain `http://` base URL is refused when building.
-//! assert!(ElectricUpstream::new("https://electric.example").is_err());
+//! // Over TLS (feature `tls`): Mozilla's roots, or a private CA for a self-hosted Electric.
+//! let _cloud = ElectricUpstream::new("https://electric.example")?;
+//!
+//! // Credentials, a query or another scheme in the base URL are refused when building.
 //! assert!(ElectricUpstream::new("http://user:pass@electric:3000").is_err());
+//! assert!(ElectricUpstream::new("ftp://electric.example").is_err());
 //! # Ok(())
 //! # }
 //! ```
@@ -88,8 +102,11 @@
 //! ```
 
 mod body;
+mod builder;
 mod future;
 mod headers;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -103,15 +120,17 @@ use http::{HeaderValue, Method, Request, Response, Uri, Version};
 use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
+#[cfg(not(feature = "tls"))]
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service;
 
 pub use self::body::{BodyError, BoxError, ResponseBody};
+pub use self::builder::{BuildError, Builder};
 pub use self::future::ResponseFuture;
 use self::headers::{upstream_request_headers, Forwarding};
-use crate::protocol::headers::SHAPE_PATH;
+#[cfg(feature = "tls")]
+pub use self::tls::{PemInput, TlsError, TlsRoots};
 use crate::rejection::Rejection;
 
 /// How long connecting to Electric may take by default.
@@ -122,6 +141,11 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
+
+#[cfg(feature = "tls")]
+type Connector = tls::Connector;
+#[cfg(not(feature = "tls"))]
+type Connector = HttpConnector;
 
 /// The methods Electric serves, as its CORS answers list them.
 const ELECTRIC_METHODS: [Method; 5] = [
@@ -142,7 +166,7 @@ pub struct ElectricUpstream {
 }
 
 struct Inner {
-    client: Client<HttpConnector, UpstreamBody>,
+    client: Client<Connector, UpstreamBody>,
     scheme: Scheme,
     authority: Authority,
     path: PathAndQuery,
@@ -156,6 +180,7 @@ impl fmt::Debug for ElectricUpstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.inner;
         f.debug_struct("ElectricUpstream")
+            .field("scheme", &inner.scheme)
             .field("authority", &inner.authority)
             .field("path", &inner.path)
             .field("version", &inner.version)
@@ -173,14 +198,7 @@ impl ElectricUpstream {
 
     /// A builder for an upstream at `base_url`; the URL is checked by [`Builder::build`].
     pub fn builder(base_url: impl Into<String>) -> Builder {
-        Builder {
-            base_url: base_url.into(),
-            path: SHAPE_PATH.to_owned(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            http2_only: false,
-            forwarding: Forwarding::default(),
-        }
+        Builder::new(base_url.into())
     }
 }
 
@@ -238,163 +256,14 @@ where
         let inner = &self.inner;
         match inner.upstream_request(request) {
             Ok(upstream) => {
-                ResponseFuture::waiting(inner.client.request(upstream), inner.idle_timeout)
+                let tls = inner.scheme == Scheme::HTTPS;
+                ResponseFuture::waiting(inner.client.request(upstream), inner.idle_timeout, tls)
             }
             Err(error) => {
                 tracing::warn!(error = %ErrorChain(&error), "upstream request could not be built");
                 ResponseFuture::rejected(Rejection::bad_gateway())
             }
         }
-    }
-}
-
-/// Configures an [`ElectricUpstream`]; made by [`ElectricUpstream::builder`].
-#[derive(Debug, Clone)]
-#[must_use = "a builder does nothing until `build` is called"]
-pub struct Builder {
-    base_url: String,
-    path: String,
-    connect_timeout: Duration,
-    idle_timeout: Duration,
-    http2_only: bool,
-    forwarding: Forwarding,
-}
-
-impl Builder {
-    /// The path every request goes to, after the base URL's own path. Default `/v1/shape`.
-    pub fn path(mut self, path: impl Into<String>) -> Self {
-        self.path = path.into();
-        self
-    }
-
-    /// How long connecting to Electric may take. Default 5 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long Electric may stay silent: before the response head (then 504), and between
-    /// two body frames (then the body ends with [`BodyError::IdleTimeout`]). Default 90 s;
-    /// keep it above Electric's 20 s long-poll and 60 s SSE windows.
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
-        self
-    }
-
-    /// Speak HTTP/2 over plain TCP (h2c with prior knowledge) instead of HTTP/1.1. Default
-    /// `false`. Electric must be listening for h2c.
-    ///
-    /// One connection then carries every request, so a held long-poll costs a stream instead
-    /// of a socket and a pooled connection (in `benches/longpoll.sh`, 14 KiB of gateway memory
-    /// per held poll instead of 24 KiB). But the server's `SETTINGS_MAX_CONCURRENT_STREAMS`
-    /// caps how many requests are in flight at once (many servers default to 100–200) and the
-    /// rest wait in the gateway, so a gateway holding more long-polls than that cap must use
-    /// HTTP/1.1, or an upstream configured for more streams.
-    pub fn http2_only(mut self, enabled: bool) -> Self {
-        self.http2_only = enabled;
-        self
-    }
-
-    /// Forward the client's `Authorization` header. Default `false`: it is the gateway's
-    /// credential, not Electric's.
-    pub fn forward_authorization(mut self, enabled: bool) -> Self {
-        self.forwarding.authorization = enabled;
-        self
-    }
-
-    /// Forward the client's `Cookie` header. Default `false`.
-    pub fn forward_cookie(mut self, enabled: bool) -> Self {
-        self.forwarding.cookie = enabled;
-        self
-    }
-
-    /// Forward the host the client addressed as `Host`. Default `false`: `Host` names the
-    /// upstream.
-    pub fn forward_host(mut self, enabled: bool) -> Self {
-        self.forwarding.host = enabled;
-        self
-    }
-
-    /// Checks the base URL and path and builds the upstream. Needs no runtime.
-    pub fn build(self) -> Result<ElectricUpstream, BuildError> {
-        let target = Target::parse(&self.base_url, &self.path)?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(self.connect_timeout));
-        // SSE frames are small: do not hold them back waiting for more.
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(self.http2_only)
-            .build(connector);
-        Ok(ElectricUpstream {
-            inner: Arc::new(Inner {
-                client,
-                scheme: Scheme::HTTP,
-                host: target.host,
-                authority: target.authority,
-                path: target.path,
-                version: if self.http2_only {
-                    Version::HTTP_2
-                } else {
-                    Version::HTTP_11
-                },
-                forwarding: self.forwarding,
-                idle_timeout: self.idle_timeout,
-            }),
-        })
-    }
-}
-
-/// Why a base URL or path was refused. Messages never repeat the URL: it may hold credentials.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// The base URL is not an absolute URL with a host.
-    #[error("the upstream base URL is not an absolute URL with a host")]
-    InvalidBaseUrl,
-    /// The base URL's scheme is not `http`.
-    #[error("the upstream base URL must be http:// (plain HTTP/1.1 or h2c; TLS is not supported)")]
-    UnsupportedScheme,
-    /// The base URL carries credentials, a query or a fragment.
-    #[error("the upstream base URL must not carry credentials, a query or a fragment")]
-    BaseUrlExtras,
-    /// The path is not an absolute URL path without a query.
-    #[error("the upstream path must start with '/' and have no query or fragment")]
-    InvalidPath,
-}
-
-/// The checked parts of the upstream URL.
-struct Target {
-    authority: Authority,
-    path: PathAndQuery,
-    host: HeaderValue,
-}
-
-impl Target {
-    fn parse(base_url: &str, path: &str) -> Result<Self, BuildError> {
-        let base = Uri::try_from(base_url).map_err(|_| BuildError::InvalidBaseUrl)?;
-        let authority = base.authority().ok_or(BuildError::InvalidBaseUrl)?.clone();
-        match base.scheme() {
-            None => return Err(BuildError::InvalidBaseUrl),
-            Some(scheme) if *scheme != Scheme::HTTP => return Err(BuildError::UnsupportedScheme),
-            Some(_) => {}
-        }
-        if authority.as_str().contains('@') || base.query().is_some() || base_url.contains('#') {
-            return Err(BuildError::BaseUrlExtras);
-        }
-        if !path.starts_with('/') || path.contains(['?', '#']) {
-            return Err(BuildError::InvalidPath);
-        }
-        let joined = format!("{}{path}", base.path().trim_end_matches('/'));
-        let path = PathAndQuery::try_from(joined).map_err(|_| BuildError::InvalidPath)?;
-        let host =
-            HeaderValue::from_str(authority.as_str()).map_err(|_| BuildError::InvalidBaseUrl)?;
-        Ok(Self {
-            authority,
-            path,
-            host,
-        })
     }
 }
 
@@ -418,90 +287,6 @@ mod tests {
     use super::*;
     use http_body_util::{BodyExt, Empty};
     use tower::ServiceExt;
-
-    fn target(base: &str, path: &str) -> Result<(String, String, String), BuildError> {
-        Target::parse(base, path).map(|target| {
-            (
-                target.authority.to_string(),
-                target.path.to_string(),
-                target.host.to_str().unwrap().to_owned(),
-            )
-        })
-    }
-
-    #[test]
-    fn base_url_and_path_join_into_one_fixed_target() {
-        let expect = |authority: &str, path: &str, host: &str| {
-            Ok((authority.to_owned(), path.to_owned(), host.to_owned()))
-        };
-        assert_eq!(
-            target("http://electric:3000", SHAPE_PATH),
-            expect("electric:3000", "/v1/shape", "electric:3000")
-        );
-        assert_eq!(
-            target("http://electric:3000/", SHAPE_PATH),
-            expect("electric:3000", "/v1/shape", "electric:3000")
-        );
-        assert_eq!(
-            target("http://10.0.0.5/sync/", "/v1/shape"),
-            expect("10.0.0.5", "/sync/v1/shape", "10.0.0.5")
-        );
-        assert_eq!(
-            target("http://[::1]:3000", "/custom"),
-            expect("[::1]:3000", "/custom", "[::1]:3000")
-        );
-    }
-
-    #[test]
-    fn bad_base_urls_and_paths_are_refused() {
-        assert_eq!(
-            target("electric:3000", SHAPE_PATH),
-            Err(BuildError::InvalidBaseUrl)
-        );
-        assert_eq!(target("/v1", SHAPE_PATH), Err(BuildError::InvalidBaseUrl));
-        assert_eq!(
-            target("not a url", SHAPE_PATH),
-            Err(BuildError::InvalidBaseUrl)
-        );
-        assert_eq!(
-            target("https://electric", SHAPE_PATH),
-            Err(BuildError::UnsupportedScheme)
-        );
-        assert_eq!(
-            target("ftp://electric", SHAPE_PATH),
-            Err(BuildError::UnsupportedScheme)
-        );
-        for extras in [
-            "http://user:pw@electric:3000",
-            "http://electric:3000/?secret=x",
-            "http://electric:3000/#frag",
-        ] {
-            assert_eq!(
-                target(extras, SHAPE_PATH),
-                Err(BuildError::BaseUrlExtras),
-                "{extras}"
-            );
-        }
-        for path in [
-            "v1/shape",
-            "",
-            "/v1/shape?table=x",
-            "/v1/shape#x",
-            "/v1 shape",
-        ] {
-            assert_eq!(
-                target("http://electric", path),
-                Err(BuildError::InvalidPath),
-                "{path}"
-            );
-        }
-    }
-
-    #[test]
-    fn build_error_messages_do_not_repeat_the_url() {
-        let error = ElectricUpstream::new("http://user:hunter2@electric").unwrap_err();
-        assert!(!error.to_string().contains("hunter2"), "{error}");
-    }
 
     #[test]
     fn outside_a_runtime_the_answer_is_a_502_not_a_panic() {
