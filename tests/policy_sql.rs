@@ -308,3 +308,51 @@ async fn an_order_by_is_columns_only_as_postgres_reads_them() {
         parse_order_by("\"title\" DESC NULLS LAST, ID")
     );
 }
+
+/// A row filter is server text and may hold subqueries; its `$n` are renumbered after the
+/// client's on the tree, and a filter whose `$n` sit where the renumbering walk does not go is
+/// refused when it is built, not mis-numbered on a request.
+#[tokio::test]
+async fn a_row_filters_placeholders_are_all_renumbered_or_it_is_refused() {
+    use tower_electric::policy::RowFilter;
+    assert!(RowFilter::parse(
+        "tenant_id = $1 OR id IN (SELECT item FROM shares WHERE member = $1)"
+    )
+    .is_ok());
+    assert!(RowFilter::parse("tenant_id = $1 OR JSON_OBJECT('k': $1) IS NULL").is_err());
+    assert!(RowFilter::parse("tenant_id = $1 OR JSON_OBJECT('k': 'v') IS NULL").is_ok());
+
+    let policy = ShapePolicy::builder()
+        .table(
+            TablePolicy::new("items")
+                .columns(VISIBLE)
+                .row_filter(
+                    "tenant_id = $1 OR id IN (SELECT item FROM shares WHERE member = $1)",
+                    tenant,
+                )
+                .client_where(true),
+        )
+        .build()
+        .unwrap();
+    let inner = service_fn(|request: Request<RequestBody<Full<Bytes>>>| async move {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
+            request.uri().query().unwrap_or_default().to_owned(),
+        ))))
+    });
+    let mut request = Request::get("/v1/shape?table=items&offset=-1&where=id+%3D+%241&params[1]=7")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    request.extensions_mut().insert(Tenant("t1".into()));
+    let response = ShapeParamPolicyLayer::new(policy)
+        .layer(inner)
+        .oneshot(request)
+        .await
+        .unwrap();
+    let query = response.into_body().collect().await.unwrap().to_bytes();
+    let upstream = ShapeRequest::parse(std::str::from_utf8(&query).unwrap()).unwrap();
+    assert_eq!(
+        upstream.where_clause.as_deref(),
+        Some("id = $1 AND (tenant_id = $2 OR id IN (SELECT item FROM shares WHERE member = $2))")
+    );
+    assert_eq!(upstream.params, ["7", "t1"]);
+}
