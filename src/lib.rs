@@ -90,7 +90,7 @@
 //! }
 //! // Electric saw the composed where and the server's secret, never the client's.
 //! let seen = electric.requests().pop().expect("one upstream request");
-//! assert_eq!(seen.query_value("where"), Some("(done = false) AND (tenant_id = $1)"));
+//! assert_eq!(seen.query_value("where"), Some("done = false AND tenant_id = $1"));
 //! assert_eq!(seen.query_value("params[1]"), Some("acme"));
 //! assert_eq!(seen.query_value("secret"), Some("s3cret"));
 //! # Ok(())

@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
-use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -14,16 +13,12 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, BinaryOperator, Expr, ObjectName, ObjectNamePart,
-    OrderByExpr, Query, Value, Visit, Visitor,
-};
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Token;
+use pg_query::protobuf::Token;
+use pg_query::NodeEnum;
+use serde_json::Value;
 use tower_electric::body::ResponseBody;
-use tower_electric::policy::{ShapePolicy, TablePolicy};
-use tower_electric::protocol::{ShapeRequest, TableName, HARMLESS_FUNCTIONS};
+use tower_electric::policy::{ShapePolicy, TablePolicy, HARMLESS_FUNCTIONS};
+use tower_electric::protocol::{ShapeRequest, TableName};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -214,112 +209,140 @@ pub fn upstream_of(forwarded: &Recorded) -> ShapeRequest {
         .unwrap_or_else(|error| panic!("forwarded query {query:?} does not parse: {error}"))
 }
 
-/// Parses `text` as one whole expression with sqlparser's PostgreSQL dialect.
-pub fn parse_expr(text: &str) -> Expr {
-    let mut parser = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(text)
-        .unwrap_or_else(|error| panic!("forwarded {text:?} does not tokenize: {error}"));
-    let expr = parser
-        .parse_expr()
+/// `text` as `SELECT 1 <clause> <text>`, as Postgres (libpg_query) reads it: its one statement,
+/// as JSON without text positions. Panics on a comment, a `;` or a second statement.
+fn statement(clause: &str, text: &str) -> Value {
+    let tokens = pg_query::scan(text)
+        .unwrap_or_else(|error| panic!("forwarded {text:?} does not scan: {error}"));
+    for token in &tokens.tokens {
+        let token = Token::try_from(token.token).expect("a known token");
+        assert!(
+            !matches!(token, Token::SqlComment | Token::CComment | Token::Ascii59),
+            "forwarded {text:?} holds a comment or a `;`"
+        );
+    }
+    let parsed = pg_query::parse(&format!("SELECT 1 {clause} {text}"), 0)
         .unwrap_or_else(|error| panic!("forwarded {text:?} does not parse: {error}"));
+    let [raw] = parsed.protobuf.stmts.as_slice() else {
+        panic!("forwarded {text:?} is not one statement");
+    };
+    let Some(NodeEnum::SelectStmt(select)) = raw.stmt.as_ref().and_then(|stmt| stmt.node.as_ref())
+    else {
+        panic!("forwarded {text:?} is not a SELECT");
+    };
+    let mut value = serde_json::to_value(select.as_ref()).expect("a tree serialises");
+    strip_positions(&mut value);
+    value
+}
+
+fn strip_positions(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            fields.retain(|field, _| {
+                !(field == "location"
+                    || field.ends_with("_location")
+                    || matches!(
+                        field.as_str(),
+                        "list_start" | "list_end" | "rexpr_list_start" | "rexpr_list_end"
+                    ))
+            });
+            fields.values_mut().for_each(strip_positions);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_positions),
+        _ => {}
+    }
+}
+
+/// `select` without `field`, and what `field` held.
+fn take_clause(mut select: Value, field: &str) -> (Value, Value) {
+    let clause = select
+        .as_object_mut()
+        .and_then(|fields| fields.insert(field.to_owned(), Value::Null))
+        .unwrap_or(Value::Null);
+    (clause, select)
+}
+
+/// Parses `text` as Electric does, `SELECT 1 WHERE <text>`, with Postgres's own parser: the
+/// where's tree, which must be all the statement holds.
+pub fn parse_expr(text: &str) -> Value {
+    let (clause, rest) = take_clause(statement("WHERE", text), "where_clause");
+    let (_, plain) = take_clause(statement("WHERE", "true"), "where_clause");
     assert_eq!(
-        parser.peek_token().token,
-        Token::EOF,
+        rest, plain,
         "forwarded {text:?} has text after the expression"
     );
-    same_strings(expr)
+    clause
 }
 
-/// `expr` with every `E'...'` literal as a plain `'...'` one: the gateway sends a string
-/// holding a quote or a backslash as an escape string, the same text spelled another way.
-fn same_strings(mut expr: Expr) -> Expr {
-    let _ = visit_expressions_mut(&mut expr, |expr| {
-        if let Expr::Value(value) = expr {
-            if let Value::EscapedStringLiteral(text) = &value.value {
-                value.value = Value::SingleQuotedString(text.clone());
+fn walk(value: &Value, visit: &mut impl FnMut(&str, &Value)) {
+    match value {
+        Value::Object(fields) => {
+            for (key, value) in fields {
+                visit(key, value);
+                walk(value, visit);
             }
         }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
-    expr
+        Value::Array(items) => items.iter().for_each(|item| walk(item, visit)),
+        _ => {}
+    }
 }
 
-/// The `$n` numbers used in `expr`, sorted and unique; anything but a canonical `$n` panics.
-pub fn placeholders(expr: &Expr) -> Vec<usize> {
+/// The string parts of a name list (`["pg_catalog", "lower"]`).
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|parts| {
+            parts
+                .iter()
+                .map(|part| match part["node"].get("String") {
+                    Some(name) => name["sval"].as_str().unwrap_or_default().to_owned(),
+                    None => "*".to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `$n` numbers used in `tree`, sorted and unique.
+pub fn placeholders(tree: &Value) -> Vec<usize> {
     let mut found = BTreeSet::new();
-    let _ = visit_expressions(expr, |expr| {
-        if let Expr::Value(value) = expr {
-            if let Value::Placeholder(text) = &value.value {
-                let digits = text
-                    .strip_prefix('$')
-                    .unwrap_or_else(|| panic!("placeholder {text:?} is not $n"));
-                assert!(
-                    !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit()),
-                    "placeholder {text:?} is not canonical"
-                );
-                found.insert(digits.parse::<usize>().expect("$n fits"));
-            }
+    walk(tree, &mut |key, value| {
+        if key == "ParamRef" {
+            let number = value["number"].as_i64().expect("$n has a number");
+            found.insert(usize::try_from(number).expect("$n is positive"));
         }
-        ControlFlow::<()>::Continue(())
     });
     found.into_iter().collect()
 }
 
 /// Checks that a client expression, as forwarded, reads only visible columns, calls only the
-/// harmless functions and holds no subquery.
-pub fn assert_client_safe(expr: &Expr, context: &str) {
-    struct Check<'a> {
-        context: &'a str,
-    }
-    impl Visitor for Check<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
-            panic!("subquery forwarded in {}", self.context);
+/// harmless functions (and the grammar's own `LIKE ... ESCAPE` and `SIMILAR TO` helpers) and
+/// holds no subquery, read off Postgres's tree.
+pub fn assert_client_safe(tree: &Value, context: &str) {
+    walk(tree, &mut |key, value| match key {
+        "ColumnRef" => {
+            let name = names(&value["fields"]);
+            assert!(
+                matches!(name.as_slice(), [one] if VISIBLE.contains(&one.as_str())),
+                "column {name:?} forwarded in {context}"
+            );
         }
-        fn pre_visit_relation(&mut self, _relation: &ObjectName) -> ControlFlow<()> {
-            panic!("relation forwarded in {}", self.context);
+        "FuncCall" => {
+            let name = names(&value["funcname"]);
+            let allowed = match name.as_slice() {
+                [one] => HARMLESS_FUNCTIONS.contains(&one.as_str()),
+                [schema, helper] => {
+                    schema == "pg_catalog"
+                        && matches!(helper.as_str(), "like_escape" | "similar_to_escape")
+                }
+                _ => false,
+            };
+            assert!(allowed, "function {name:?} forwarded in {context}");
         }
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            match expr {
-                Expr::Identifier(ident) => {
-                    let name = match ident.quote_style {
-                        None => ident.value.to_ascii_lowercase(),
-                        Some('"') => ident.value.clone(),
-                        Some(other) => {
-                            panic!("identifier quoted with {other:?} in {}", self.context)
-                        }
-                    };
-                    assert!(
-                        VISIBLE.contains(&name.as_str()),
-                        "hidden column {name:?} forwarded in {}",
-                        self.context
-                    );
-                }
-                Expr::CompoundIdentifier(_) => {
-                    panic!("qualified column forwarded in {}", self.context)
-                }
-                Expr::Exists { .. } | Expr::Subquery(_) => {
-                    panic!("subquery forwarded in {}", self.context)
-                }
-                Expr::Function(function) => {
-                    let name = match function.name.0.as_slice() {
-                        [ObjectNamePart::Identifier(ident)] if ident.quote_style.is_none() => {
-                            ident.value.to_ascii_lowercase()
-                        }
-                        _ => panic!("function {} forwarded in {}", function.name, self.context),
-                    };
-                    assert!(
-                        HARMLESS_FUNCTIONS.contains(&name.as_str()),
-                        "function {name} forwarded in {}",
-                        self.context
-                    );
-                }
-                _ => {}
-            }
-            ControlFlow::Continue(())
+        "SubLink" | "SelectStmt" | "RangeVar" | "SqlvalueFunction" | "CollateClause" => {
+            panic!("{key} forwarded in {context}")
         }
-    }
-    let _ = expr.visit(&mut Check { context });
+        _ => {}
+    });
 }
 
 /// Checks a forwarded request against the fixed policy, whichever of its tables it names.
@@ -384,19 +407,9 @@ pub fn assert_items_shape(forwarded: &Recorded) -> ShapeRequest {
     if total == 1 && forwarded_where == row_filter {
         // No client where: the row filter alone.
     } else {
-        let Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } = &forwarded_where
-        else {
-            panic!("top level of {where_text:?} is not AND");
-        };
-        let (Expr::Nested(client), Expr::Nested(policy)) = (&**left, &**right) else {
-            panic!("sides of {where_text:?} are not parenthesised");
-        };
-        assert_eq!(**policy, row_filter, "policy side of {where_text:?}");
-        assert_client_safe(client, where_text);
+        let (client, policy) = split_and(where_text);
+        assert_eq!(policy, row_filter, "policy side of {where_text:?}");
+        assert_client_safe(&client, where_text);
     }
     assert_eq!(
         placeholders(&forwarded_where),
@@ -424,21 +437,45 @@ pub fn assert_items_shape(forwarded: &Recorded) -> ShapeRequest {
     upstream
 }
 
+/// Splits a forwarded where into (client part, policy part): its tree must be the tree
+/// Postgres reads from `(<client>) AND (<policy>)`, an AND whose last argument is the policy's
+/// (Postgres reads `a AND b AND (p)` as one AND of three; the client part is then the AND of
+/// the others).
+pub fn split_and(where_text: &str) -> (Value, Value) {
+    let mut tree = parse_expr(where_text);
+    let and = tree
+        .get_mut("node")
+        .and_then(|node| node.get_mut("BoolExpr"))
+        .filter(|bool_expr| bool_expr["boolop"] == 1)
+        .unwrap_or_else(|| panic!("top level of {where_text:?} is not AND"));
+    let args = and["args"].as_array_mut().expect("an AND has arguments");
+    let policy = args.pop().expect("an AND has arguments");
+    let client = match args.len() {
+        0 => panic!("{where_text:?} has no client part"),
+        1 => args.pop().expect("one argument"),
+        _ => tree,
+    };
+    (client, policy)
+}
+
 /// Checks a forwarded order-by list: bare visible columns with a direction, nothing else.
 pub fn assert_order_by_safe(text: &str) {
-    let mut parser = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(text)
-        .unwrap_or_else(|error| panic!("forwarded order {text:?} does not tokenize: {error}"));
-    let items: Vec<OrderByExpr> = parser
-        .parse_comma_separated(Parser::parse_order_by_expr)
-        .unwrap_or_else(|error| panic!("forwarded order {text:?} does not parse: {error}"));
-    assert_eq!(parser.peek_token().token, Token::EOF, "{text:?}");
-    for item in &items {
+    let (clause, rest) = take_clause(statement("ORDER BY", text), "sort_clause");
+    let (_, plain) = take_clause(statement("ORDER BY", "1"), "sort_clause");
+    assert_eq!(
+        rest, plain,
+        "forwarded order {text:?} has more than an order"
+    );
+    let items = clause.as_array().expect("an order is a list");
+    assert!(!items.is_empty(), "order {text:?}");
+    for item in items {
+        let sort = &item["node"]["SortBy"];
         assert!(
-            matches!(item.expr, Expr::Identifier(_)) && item.with_fill.is_none(),
+            sort["node"]["node"].get("ColumnRef").is_some(),
             "order {text:?}"
         );
-        assert_client_safe(&item.expr, text);
+        assert_eq!(sort["use_op"], Value::Array(Vec::new()), "order {text:?}");
+        assert_client_safe(sort, text);
     }
 }
 

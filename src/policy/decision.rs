@@ -96,7 +96,9 @@ const POLICY_SQL_LIMITS: SqlLimits = SqlLimits {
 ///
 /// Unlike a client's where, it may use any column (hidden ones included) and any construct
 /// Electric accepts, subqueries included: it is the server's text. Its values are only ever
-/// sent as `params[n]`, never pasted into the SQL.
+/// sent as `params[n]`, never pasted into the SQL. It is read with Postgres's own parser, like
+/// a client's where; a filter whose `$n` sit inside a construct the renumbering walk does not
+/// enter (none a where clause needs) is refused when it is parsed.
 #[derive(Clone)]
 pub struct RowFilter {
     expr: Arc<SqlExpr>,
@@ -106,17 +108,30 @@ pub struct RowFilter {
 }
 
 impl RowFilter {
-    /// Parses the filter, refusing comments, `;`, trailing text, and placeholders other than
-    /// exactly `$1..$n`.
+    /// Parses the filter with Postgres's parser, refusing comments, `;`, trailing text, and
+    /// placeholders other than exactly `$1..$n`.
     pub fn parse(text: &str) -> Result<Self, PolicyError> {
         let invalid = |reason: String| PolicyError::RowFilter { reason };
         let expr = SqlExpr::parse(text, POLICY_SQL_LIMITS).map_err(|e| invalid(e.to_string()))?;
         let used = expr.placeholders().map_err(|e| invalid(e.to_string()))?;
-        // Refused here, at build time, rather than on every request.
-        let sql = expr.to_sql().map_err(|e| invalid(e.to_string()))?;
         let param_count = used.len();
         if used.iter().copied().ne(1..=param_count) {
             return Err(invalid("placeholders must be $1..$n without gaps".into()));
+        }
+        // Refused here, at build time, rather than on every request: a filter that does not
+        // render, or whose placeholders cannot all be moved after a client's own, or that does
+        // not render once ANDed after a client's where.
+        let sql = expr.to_sql().map_err(|e| invalid(e.to_string()))?;
+        if !expr.renumbers_fully() {
+            return Err(invalid(
+                "uses $n inside a construct whose placeholders cannot be renumbered".into(),
+            ));
+        }
+        let composed = SqlExpr::parse("true", SqlLimits::default())
+            .map(|client| client.and(expr.clone()))
+            .and_then(|composed| composed.to_sql());
+        if let Err(error) = composed {
+            return Err(invalid(error.to_string()));
         }
         Ok(Self {
             expr: Arc::new(expr),

@@ -18,15 +18,17 @@
 //! # The rules it keeps
 //! - **Columns.** A client's `columns` must be a subset of the visible ones; without one the
 //!   visible list is sent, so hidden columns never sync.
-//! - **Where.** A client `where` (when the definition allows one) must parse as one expression
-//!   with nothing left over (no comments, no `;`), within length and depth limits, and pass the
-//!   allow-list of [`SqlExpr`](crate::protocol::SqlExpr): no subqueries anywhere, only visible
-//!   columns and unqualified names, only the functions in
-//!   [`HARMLESS_FUNCTIONS`](crate::protocol::HARMLESS_FUNCTIONS), casts to plain types only, and
+//! - **Where.** A client `where` (when the definition allows one) is read by Postgres's own
+//!   parser as Electric reads it, `SELECT 1 WHERE <where>` (see [`SqlExpr`](crate::protocol::SqlExpr)),
+//!   and must be one expression with nothing left over (no comments, no `;`), within length and
+//!   depth limits. Its parse tree must then pass the allow-list: no subqueries anywhere, only
+//!   visible columns and unqualified names (no system columns), only the functions in
+//!   [`HARMLESS_FUNCTIONS`], the operators in [`OPERATORS`], casts to the [`PLAIN_TYPES`], and
 //!   `$n` placeholders that are exactly the `params[n]` it gave. It is then combined with the
-//!   policy's row filter as a tree, `(<client>) AND (<row filter>)`, and rendered: the
-//!   client's `$1..$k` keep their numbers, the row filter's `$1..$m` become `$k+1..$k+m`, and
-//!   the row filter's values are sent only as those `params[n]`.
+//!   policy's row filter as a tree, the tree of `(<client>) AND (<row filter>)`, rendered with
+//!   Postgres's deparser and read back to the same tree: the client's `$1..$k` keep their
+//!   numbers, the row filter's `$1..$m` become `$k+1..$k+m`, and the row filter's values are
+//!   sent only as those `params[n]`.
 //! - **Subsets.** `subset__where` and `subset__order_by` (a list of `column [ASC|DESC]
 //!   [NULLS FIRST|LAST]`) follow the same rules against the same visible columns, and
 //!   `queryable_columns` is set to them; Electric ANDs a subset's where with the shape's, row
@@ -84,7 +86,7 @@
 //!     asked,
 //!     "/v1/shape?columns=id%2Ctenant_id%2Ctitle%2Cdone&offset=-1&params[1]=t1\
 //!      &queryable_columns=id%2Ctenant_id%2Ctitle%2Cdone&table=public.items\
-//!      &where=%28done%29%20AND%20%28tenant_id%20%3D%20%241%29"
+//!      &where=done%20AND%20tenant_id%20%3D%20%241"
 //! );
 //! # Ok(())
 //! # }
@@ -151,6 +153,7 @@
 //! # }
 //! ```
 
+mod allow;
 mod body;
 mod cache;
 mod canonical;
@@ -161,6 +164,7 @@ mod memo;
 mod rebuild;
 mod rules;
 
+pub use allow::{HARMLESS_FUNCTIONS, OPERATORS, PLAIN_TYPES};
 pub use body::RequestBody;
 pub use cache::CacheSafety;
 pub use decision::{policy_fn, DecisionFuture, Policy, PolicyFn, RowFilter, ShapeDefinition};

@@ -9,6 +9,7 @@ use crate::protocol::{
 };
 use crate::rejection::Rejection;
 
+use super::allow::{check_client, check_order_by, ClientRules};
 use super::canonical;
 use super::decision::{RowFilter, ShapeDefinition};
 use super::memo::{WhereInputs, WhereMemo};
@@ -44,13 +45,12 @@ fn client_expr(
     limits: SqlLimits,
 ) -> Result<SqlExpr, Rejection> {
     let expr = SqlExpr::parse(text, limits).map_err(|error| sql_rejection(field, &error))?;
-    let rules = crate::protocol::ClientRules {
+    let rules = ClientRules {
         visible,
         param_count,
         max_depth: limits.max_depth,
     };
-    expr.check_client(&rules)
-        .map_err(|error| sql_rejection(field, &error))?;
+    check_client(&expr, &rules).map_err(|error| sql_rejection(field, &error))?;
     Ok(expr)
 }
 
@@ -100,7 +100,9 @@ fn compose_where(
         let composed = match filter {
             Some(filter) => {
                 let mut policy = filter.expr().clone();
-                policy.shift_placeholders(client.param_count);
+                policy
+                    .shift_placeholders(client.param_count)
+                    .map_err(|error| sql_rejection(where_field, &error))?;
                 checked.and(policy)
             }
             None => checked,
@@ -254,8 +256,7 @@ fn rebuild_subset(
         Some(text) => {
             let order = SqlOrderBy::parse(text, limits)
                 .map_err(|error| sql_rejection("subset__order_by", &error))?;
-            order
-                .check_visible(visible)
+            check_order_by(&order, visible)
                 .and_then(|()| order.to_sql())
                 .map(Some)
                 .map_err(|error| sql_rejection("subset__order_by", &error))?
@@ -379,7 +380,7 @@ mod tests {
         let upstream = rebuilt("table=items&offset=-1&where=id+%3D+%241&params[1]=5").unwrap();
         assert_eq!(
             upstream.where_clause.as_deref(),
-            Some("(id = $1) AND (owner = $2)")
+            Some("id = $1 AND owner = $2")
         );
         assert_eq!(upstream.params, ["5", "u1"]);
     }

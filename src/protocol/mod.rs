@@ -33,8 +33,8 @@ pub use offset::{InvalidOffset, LogOffset, Offset};
 pub use query::QueryPairs;
 pub(crate) use request::subset_params;
 pub use request::{LogMode, Replica, ShapeRequest, SubsetParams};
-pub(crate) use sql::{ClientRules, POLICY_MAX_DEPTH};
-pub use sql::{SqlError, SqlExpr, SqlLimits, SqlOrderBy, HARMLESS_FUNCTIONS};
+pub(crate) use sql::{column_name, POLICY_MAX_DEPTH};
+pub use sql::{SqlError, SqlExpr, SqlLimits, SqlOrderBy};
 
 use crate::rejection::Rejection;
 

@@ -9,15 +9,16 @@
 //! the column it is compared with, as in Postgres. Anything else (subqueries, functions,
 //! casts, `LIKE`, qualified names, unknown columns) is refused: the stand-in answers 400
 //! where Electric might have served it.
+//!
+//! It reads the same parse tree as the policy layer (Postgres's, see
+//! [`SqlExpr`](crate::protocol::SqlExpr)): the crate has one SQL parser.
 
 use std::cmp::Ordering;
 
-use sqlparser::ast::{BinaryOperator, Expr, Ident, InTarget, OrderBySort, UnaryOperator, Value};
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Token;
+use pg_query::protobuf::{a_const, AExprKind, BoolExprType, BoolTestType, Node, NullTestType};
+use pg_query::NodeEnum;
 
-use crate::protocol::sql::{parse_error, parser_for};
-use crate::protocol::{SqlExpr, SqlLimits};
+use crate::protocol::{column_name, SqlExpr, SqlLimits, SqlOrderBy};
 
 use super::store::{ColumnDef, Row};
 
@@ -119,12 +120,48 @@ impl Operand {
     }
 }
 
+/// The comparison operators, as Postgres names them (`!=` is read as `<>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CmpOp {
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+impl CmpOp {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "=" => Self::Eq,
+            "<>" => Self::NotEq,
+            "<" => Self::Lt,
+            "<=" => Self::LtEq,
+            ">" => Self::Gt,
+            ">=" => Self::GtEq,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Eq => "=",
+            Self::NotEq => "<>",
+            Self::Lt => "<",
+            Self::LtEq => "<=",
+            Self::Gt => ">",
+            Self::GtEq => ">=",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Pred {
     And(Box<Pred>, Box<Pred>),
     Or(Box<Pred>, Box<Pred>),
     Not(Box<Pred>),
-    Compare(Operand, BinaryOperator, Operand),
+    Compare(Operand, CmpOp, Operand),
     In {
         operand: Operand,
         list: Vec<Operand>,
@@ -158,12 +195,12 @@ impl Pred {
             Self::Compare(left, op, right) => {
                 let ordering = left.eval(row)?.compare(&right.eval(row)?)?;
                 Some(match op {
-                    BinaryOperator::Eq => ordering == Ordering::Equal,
-                    BinaryOperator::NotEq => ordering != Ordering::Equal,
-                    BinaryOperator::Lt => ordering == Ordering::Less,
-                    BinaryOperator::LtEq => ordering != Ordering::Greater,
-                    BinaryOperator::Gt => ordering == Ordering::Greater,
-                    _ => ordering != Ordering::Less,
+                    CmpOp::Eq => ordering == Ordering::Equal,
+                    CmpOp::NotEq => ordering != Ordering::Equal,
+                    CmpOp::Lt => ordering == Ordering::Less,
+                    CmpOp::LtEq => ordering != Ordering::Greater,
+                    CmpOp::Gt => ordering == Ordering::Greater,
+                    CmpOp::GtEq => ordering != Ordering::Less,
                 })
             }
             Self::In {
@@ -212,7 +249,7 @@ impl Filter {
     ) -> Result<Self, String> {
         let compiler = Compiler { columns, params };
         Ok(Self {
-            preds: vec![compiler.pred(where_clause.expr())?],
+            preds: vec![compiler.pred(where_clause.node())?],
         })
     }
 
@@ -243,39 +280,22 @@ struct SortKey {
 impl OrderBy {
     /// Parses `col [ASC|DESC] [NULLS FIRST|LAST], ...` against `columns`.
     pub(crate) fn parse(text: &str, columns: &[ColumnDef]) -> Result<Self, String> {
-        let mut parser = parser_for(text, SqlLimits::default()).map_err(|e| e.to_string())?;
-        let items = parser
-            .parse_comma_separated(Parser::parse_order_by_expr)
-            .map_err(|error| parse_error(&error).to_string())?;
-        if parser.peek_token().token != Token::EOF {
-            return Err("has unexpected text after the expression".into());
-        }
+        let order = SqlOrderBy::parse(text, SqlLimits::default()).map_err(|e| e.to_string())?;
         let compiler = Compiler {
             columns,
             params: &[],
         };
-        let mut keys = Vec::with_capacity(items.len());
-        for item in items {
-            let Expr::Identifier(ident) = &item.expr else {
-                return Err("only column names are supported by the stand-in".into());
-            };
-            if item.with_fill.is_some() {
-                return Err("WITH FILL is not supported".into());
-            }
-            let descending = match item.options.sort {
-                None | Some(OrderBySort::Asc) => false,
-                Some(OrderBySort::Desc) => true,
-                Some(OrderBySort::Using(_)) => return Err("USING is not supported".into()),
-            };
-            let column = compiler.column(ident)?;
+        let mut keys = Vec::new();
+        for key in order.keys() {
+            let column = compiler.column(key.column)?;
             keys.push(SortKey {
                 column: Operand::Column {
                     name: column.name.clone(),
                     kind: column.kind,
                 },
-                descending,
+                descending: key.descending,
                 // Postgres: NULLS LAST for ASC, NULLS FIRST for DESC.
-                nulls_first: item.options.nulls_first.unwrap_or(descending),
+                nulls_first: key.nulls_first.unwrap_or(key.descending),
             });
         }
         Ok(Self { keys })
@@ -324,55 +344,83 @@ struct Compiler<'a> {
 }
 
 impl<'a> Compiler<'a> {
-    fn pred(&self, expr: &Expr) -> Result<Pred, String> {
-        match expr {
-            Expr::Nested(inner) => self.pred(inner),
-            Expr::BinaryOp { left, op, right } => match op {
-                BinaryOperator::And => Ok(Pred::And(
-                    Box::new(self.pred(left)?),
-                    Box::new(self.pred(right)?),
-                )),
-                BinaryOperator::Or => Ok(Pred::Or(
-                    Box::new(self.pred(left)?),
-                    Box::new(self.pred(right)?),
-                )),
-                BinaryOperator::Eq
-                | BinaryOperator::NotEq
-                | BinaryOperator::Lt
-                | BinaryOperator::LtEq
-                | BinaryOperator::Gt
-                | BinaryOperator::GtEq => {
-                    let mut typed =
-                        self.typed(vec![self.raw(left)?, self.raw(right)?], op, Kind::Text)?;
-                    let right = typed.pop();
-                    let left = typed.pop();
-                    match (left, right) {
-                        (Some(left), Some(right)) => Ok(Pred::Compare(left, op.clone(), right)),
-                        _ => Err("is not a valid comparison".into()),
+    fn pred(&self, node: Option<&NodeEnum>) -> Result<Pred, String> {
+        match node {
+            Some(NodeEnum::BoolExpr(expr)) => {
+                let mut args = expr.args.iter().map(|arg| self.pred(arg.node.as_ref()));
+                match BoolExprType::try_from(expr.boolop) {
+                    Ok(BoolExprType::NotExpr) => match (args.next(), args.next()) {
+                        (Some(inner), None) => Ok(Pred::Not(Box::new(inner?))),
+                        _ => Err("is not a valid NOT".into()),
+                    },
+                    Ok(kind @ (BoolExprType::AndExpr | BoolExprType::OrExpr)) => {
+                        let first = args.next().ok_or("is not a valid AND or OR")??;
+                        args.try_fold(first, |left, right| {
+                            let (left, right) = (Box::new(left), Box::new(right?));
+                            Ok(if kind == BoolExprType::AndExpr {
+                                Pred::And(left, right)
+                            } else {
+                                Pred::Or(left, right)
+                            })
+                        })
                     }
+                    _ => Err(unsupported("this boolean operator")),
                 }
-                other => Err(unsupported(&format!("the operator {other}"))),
-            },
-            Expr::UnaryOp {
-                op: UnaryOperator::Not,
-                expr,
-            } => Ok(Pred::Not(Box::new(self.pred(expr)?))),
-            Expr::IsNull(inner) => Ok(Pred::IsNull(self.operand(inner)?, false)),
-            Expr::IsNotNull(inner) => Ok(Pred::IsNull(self.operand(inner)?, true)),
-            Expr::IsTrue(inner) => self.is(inner, true, false),
-            Expr::IsNotTrue(inner) => self.is(inner, true, true),
-            Expr::IsFalse(inner) => self.is(inner, false, false),
-            Expr::IsNotFalse(inner) => self.is(inner, false, true),
-            Expr::In {
-                expr,
-                target: InTarget::List(list),
-                negated,
-                ..
-            } => self.in_list(expr, list, *negated),
-            Expr::Identifier(_) | Expr::Value(_) => {
+            }
+            Some(NodeEnum::AExpr(expr)) => {
+                let operator = match expr.name.as_slice() {
+                    [Node {
+                        node: Some(NodeEnum::String(name)),
+                    }] => name.sval.as_str(),
+                    _ => return Err(unsupported("a qualified operator")),
+                };
+                let left = expr.lexpr.as_deref().and_then(|node| node.node.as_ref());
+                let right = expr.rexpr.as_deref().and_then(|node| node.node.as_ref());
+                match (AExprKind::try_from(expr.kind), CmpOp::parse(operator)) {
+                    (Ok(AExprKind::AexprOp), Some(op)) if left.is_some() => {
+                        let mut typed =
+                            self.typed(vec![self.raw(left)?, self.raw(right)?], op, Kind::Text)?;
+                        let right = typed.pop();
+                        let left = typed.pop();
+                        match (left, right) {
+                            (Some(left), Some(right)) => Ok(Pred::Compare(left, op, right)),
+                            _ => Err("is not a valid comparison".into()),
+                        }
+                    }
+                    (Ok(AExprKind::AexprIn), Some(op @ (CmpOp::Eq | CmpOp::NotEq))) => {
+                        let Some(NodeEnum::List(list)) = right else {
+                            return Err(unsupported("IN with anything but a list"));
+                        };
+                        self.in_list(left, &list.items, op == CmpOp::NotEq)
+                    }
+                    _ => Err(unsupported(&format!("the operator {operator}"))),
+                }
+            }
+            Some(NodeEnum::NullTest(test)) => {
+                let negated = test.nulltesttype == NullTestType::IsNotNull as i32;
+                Ok(Pred::IsNull(
+                    self.operand(test.arg.as_deref().and_then(|n| n.node.as_ref()))?,
+                    negated,
+                ))
+            }
+            Some(NodeEnum::BooleanTest(test)) => {
+                let (value, negated) = match BoolTestType::try_from(test.booltesttype) {
+                    Ok(BoolTestType::IsTrue) => (true, false),
+                    Ok(BoolTestType::IsNotTrue) => (true, true),
+                    Ok(BoolTestType::IsFalse) => (false, false),
+                    Ok(BoolTestType::IsNotFalse) => (false, true),
+                    _ => return Err(unsupported("IS [NOT] UNKNOWN")),
+                };
+                Ok(Pred::Is {
+                    pred: Box::new(self.pred(test.arg.as_deref().and_then(|n| n.node.as_ref()))?),
+                    value,
+                    negated,
+                })
+            }
+            Some(NodeEnum::ColumnRef(_) | NodeEnum::AConst(_) | NodeEnum::ParamRef(_)) => {
                 // In a boolean position an untyped literal or `$n` is read as a boolean.
                 match self
-                    .typed(vec![self.raw(expr)?], &BinaryOperator::Eq, Kind::Bool)?
+                    .typed(vec![self.raw(node)?], CmpOp::Eq, Kind::Bool)?
                     .pop()
                 {
                     Some(
@@ -388,22 +436,17 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn is(&self, inner: &Expr, value: bool, negated: bool) -> Result<Pred, String> {
-        Ok(Pred::Is {
-            pred: Box::new(self.pred(inner)?),
-            value,
-            negated,
-        })
-    }
-
-    fn in_list(&self, expr: &Expr, list: &[Expr], negated: bool) -> Result<Pred, String> {
-        let mut raws = vec![self.raw(expr)?];
+    fn in_list(
+        &self,
+        left: Option<&NodeEnum>,
+        list: &[Node],
+        negated: bool,
+    ) -> Result<Pred, String> {
+        let mut raws = vec![self.raw(left)?];
         for item in list {
-            raws.push(self.raw(item)?);
+            raws.push(self.raw(item.node.as_ref())?);
         }
-        let mut typed = self
-            .typed(raws, &BinaryOperator::Eq, Kind::Text)?
-            .into_iter();
+        let mut typed = self.typed(raws, CmpOp::Eq, Kind::Text)?.into_iter();
         let operand = typed.next().ok_or("is not a valid IN list")?;
         Ok(Pred::In {
             operand,
@@ -413,59 +456,49 @@ impl<'a> Compiler<'a> {
     }
 
     /// The operand of a null test.
-    fn operand(&self, expr: &Expr) -> Result<Operand, String> {
-        self.typed(vec![self.raw(expr)?], &BinaryOperator::Eq, Kind::Text)?
+    fn operand(&self, node: Option<&NodeEnum>) -> Result<Operand, String> {
+        self.typed(vec![self.raw(node)?], CmpOp::Eq, Kind::Text)?
             .pop()
             .ok_or_else(|| "is not a valid expression".into())
     }
 
-    fn raw(&self, expr: &Expr) -> Result<Raw<'a>, String> {
-        match expr {
-            Expr::Nested(inner) => self.raw(inner),
-            Expr::Identifier(ident) => Ok(Raw::Column(self.column(ident)?)),
-            Expr::Value(value) => match &value.value {
-                Value::Number(number, _) => Ok(Raw::Number(number.clone())),
-                Value::SingleQuotedString(text) | Value::EscapedStringLiteral(text) => {
-                    Ok(Raw::Untyped(text.clone()))
-                }
-                Value::Boolean(value) => Ok(Raw::Bool(*value)),
-                Value::Null => Ok(Raw::Null),
-                Value::Placeholder(name) => self.param(name).map(Raw::Untyped),
-                other => Err(unsupported(&format!("the literal {other}"))),
+    fn raw(&self, node: Option<&NodeEnum>) -> Result<Raw<'a>, String> {
+        match node {
+            Some(NodeEnum::ColumnRef(column)) => {
+                let name = column_name(column).map_err(|_| unsupported(&describe(node)))?;
+                Ok(Raw::Column(self.column(name)?))
+            }
+            Some(NodeEnum::AConst(constant)) => match &constant.val {
+                None if constant.isnull => Ok(Raw::Null),
+                Some(a_const::Val::Ival(number)) => Ok(Raw::Number(number.ival.to_string())),
+                Some(a_const::Val::Fval(number)) => Ok(Raw::Number(number.fval.clone())),
+                Some(a_const::Val::Sval(text)) => Ok(Raw::Untyped(text.sval.clone())),
+                Some(a_const::Val::Boolval(value)) => Ok(Raw::Bool(value.boolval)),
+                _ => Err(unsupported("this literal")),
             },
-            Expr::UnaryOp {
-                op: UnaryOperator::Minus,
-                expr,
-            } => match expr.as_ref() {
-                Expr::Value(value) => match &value.value {
-                    Value::Number(number, _) => Ok(Raw::Number(format!("-{number}"))),
-                    _ => Err(unsupported("unary minus on anything but a number")),
-                },
-                _ => Err(unsupported("unary minus on anything but a number")),
-            },
+            Some(NodeEnum::ParamRef(param)) => self.param(param.number).map(Raw::Untyped),
+            // Postgres folds `-1` into the constant; a minus before anything else is an
+            // operator.
+            Some(NodeEnum::AExpr(expr)) if expr.lexpr.is_none() => {
+                Err(unsupported("unary minus on anything but a number"))
+            }
             other => Err(unsupported(&describe(other))),
         }
     }
 
-    fn column(&self, ident: &Ident) -> Result<&'a ColumnDef, String> {
-        // Postgres folds unquoted names to lower case; quoted ones are taken as written.
-        let name = match ident.quote_style {
-            Some('"') => ident.value.clone(),
-            Some(_) => return Err(unsupported("this quoting style")),
-            None => ident.value.to_ascii_lowercase(),
-        };
+    /// The column `name` (Postgres's reading of it: unquoted names lowercased).
+    fn column(&self, name: &str) -> Result<&'a ColumnDef, String> {
         self.columns
             .iter()
             .find(|column| column.name == name)
-            .ok_or_else(|| format!("unknown reference {}", ident.value))
+            .ok_or_else(|| format!("unknown reference {name}"))
     }
 
-    fn param(&self, name: &str) -> Result<String, String> {
-        let index = name
-            .strip_prefix('$')
-            .and_then(|digits| digits.parse::<usize>().ok())
+    fn param(&self, number: i32) -> Result<String, String> {
+        let index = usize::try_from(number)
+            .ok()
             .filter(|index| *index > 0)
-            .ok_or_else(|| format!("invalid placeholder {name}"))?;
+            .ok_or_else(|| format!("invalid placeholder ${number}"))?;
         self.params
             .get(index - 1)
             .cloned()
@@ -475,12 +508,7 @@ impl<'a> Compiler<'a> {
     /// Gives every operand the type of the comparison: a column's type if one is a column
     /// (int and float columns compare numerically), else a number's, a boolean's, or
     /// `default` when all are untyped.
-    fn typed(
-        &self,
-        raws: Vec<Raw<'a>>,
-        op: &BinaryOperator,
-        default: Kind,
-    ) -> Result<Vec<Operand>, String> {
+    fn typed(&self, raws: Vec<Raw<'a>>, op: CmpOp, default: Kind) -> Result<Vec<Operand>, String> {
         let mut kind: Option<Kind> = None;
         for raw in &raws {
             if let Raw::Column(column) = raw {
@@ -530,7 +558,7 @@ impl<'a> Compiler<'a> {
     }
 }
 
-fn unify(current: Option<Kind>, next: Kind, op: &BinaryOperator) -> Result<Kind, String> {
+fn unify(current: Option<Kind>, next: Kind, op: CmpOp) -> Result<Kind, String> {
     match (current, next) {
         (None, kind) => Ok(kind),
         (Some(a), b) if a == b => Ok(a),
@@ -539,26 +567,26 @@ fn unify(current: Option<Kind>, next: Kind, op: &BinaryOperator) -> Result<Kind,
     }
 }
 
-fn no_operator(left: Kind, op: &BinaryOperator, right: &str) -> String {
-    format!("operator does not exist: {} {op} {right}", left.name())
+fn no_operator(left: Kind, op: CmpOp, right: &str) -> String {
+    format!(
+        "operator does not exist: {} {} {right}",
+        left.name(),
+        op.name()
+    )
 }
 
 fn unsupported(what: &str) -> String {
     format!("{what} is not supported by the Electric stand-in")
 }
 
-fn describe(expr: &Expr) -> String {
-    match expr {
-        Expr::Function(_) => "a function call".into(),
-        Expr::Subquery(_)
-        | Expr::Exists { .. }
-        | Expr::In {
-            target: InTarget::Subquery(_),
-            ..
-        } => "a subquery".into(),
-        Expr::In { .. } => "IN with anything but a list".into(),
-        Expr::CompoundIdentifier(_) => "a qualified name".into(),
-        Expr::Cast { .. } => "a cast".into(),
+fn describe(node: Option<&NodeEnum>) -> String {
+    match node {
+        Some(NodeEnum::FuncCall(_) | NodeEnum::CoalesceExpr(_) | NodeEnum::MinMaxExpr(_)) => {
+            "a function call".into()
+        }
+        Some(NodeEnum::SubLink(_)) => "a subquery".into(),
+        Some(NodeEnum::TypeCast(_)) => "a cast".into(),
+        Some(NodeEnum::ColumnRef(_)) => "a qualified name".into(),
         _ => "this expression".into(),
     }
 }

@@ -69,7 +69,7 @@ impl Builder {
     }
 
     /// How long Electric may stay silent: before the response head (then 504), and between
-    /// two body frames (then the body ends with [`BodyError::IdleTimeout`]). Default 90 s;
+    /// two body frames (then the body ends with [`BodyError::IdleTimeout`](super::BodyError::IdleTimeout)). Default 90 s;
     /// keep it above Electric's 20 s long-poll and 60 s SSE windows.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;

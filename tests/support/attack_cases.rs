@@ -105,6 +105,36 @@ pub(crate) const SMUGGLING_BODIES: [&str; 9] = [
 pub(crate) const SUBSET_BODY: &str =
     r#"{"where":"done AND title = $1","params":{"1":"x"},"limit":3,"order_by":"id"}"#;
 
+/// Client `where`s in spellings that Postgres reads otherwise than sqlparser did (escape,
+/// unicode and dollar-quoted strings, nested comments, unicode-escaped names) and constructs
+/// only Postgres has (system columns, catalog casts, `COLLATE`, qualified operators,
+/// set-returning functions, subqueries as arrays and rows); see `tests/policy_sql.rs` for how
+/// each is refused or forwarded.
+pub(crate) const POSTGRES_SPELLINGS: [&str; 22] = [
+    r"title = 'a\' OR true --'",
+    r"title = E'\'' OR true --'",
+    r"title = E'\\'') OR true --'",
+    r"title = U&'\0027) OR (true' OR done",
+    "title = U&'d!0061t' UESCAPE '!'",
+    "title = $$a' OR true --$$",
+    "title = $tag$a$$ OR true $tag$",
+    "title = $x$'$x$ AND id = $y$0$y$::int",
+    "title = 'a' /* /* */ OR true */",
+    "U&\"internal\\005fnote\" = 'x'",
+    "U&\"t\\0069tle\" = 'x'",
+    "ctid = '(0,1)'",
+    "xmin::text = '1'",
+    "'items'::regclass IS NOT NULL",
+    "title COLLATE \"C\" = 'a'",
+    "id OPERATOR(pg_catalog.=) 1",
+    "generate_series(1, 10) = id",
+    "ARRAY(SELECT internal_note FROM items) IS NOT NULL",
+    "ROW((SELECT internal_note FROM items LIMIT 1)) = ROW('x')",
+    "true UNION SELECT internal_note FROM items",
+    "ROW(id, title) = ROW(1, 'a')",
+    "date '2020-01-01' IS NOT NULL AND title = N'x'",
+];
+
 /// One attack as a request: method, query, body.
 #[derive(Debug, Clone)]
 pub(crate) struct AttackRequest {
@@ -138,7 +168,8 @@ pub(crate) fn all_requests() -> Vec<AttackRequest> {
         .iter()
         .chain(&SUBQUERIES)
         .chain(&ROW_FILTER_WIDENERS)
-        .chain(&QUOTES_AND_BACKSLASHES);
+        .chain(&QUOTES_AND_BACKSLASHES)
+        .chain(&POSTGRES_SPELLINGS);
     for client in wheres {
         for key in ["where", "subset__where"] {
             requests.push(get(format!(
