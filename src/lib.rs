@@ -123,8 +123,11 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod body;
+pub mod claims;
 mod future;
 pub mod ip;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 pub mod policy;
 pub mod protocol;
 pub mod rejection;
@@ -137,6 +140,8 @@ pub mod transform;
 pub mod upstream;
 
 pub use ip::IpAllowLayer;
+#[cfg(feature = "jwt")]
+pub use jwt::JwtLayer;
 pub use policy::ShapeParamPolicyLayer;
 pub use secret::SecretString;
 pub use token::ApiTokenLayer;
