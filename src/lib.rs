@@ -131,6 +131,8 @@ pub mod jwt;
 pub mod policy;
 pub mod protocol;
 pub mod rejection;
+#[cfg(feature = "revocation")]
+pub mod revocation;
 mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;

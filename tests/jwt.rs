@@ -89,7 +89,10 @@ fn b64(value: &Value) -> String {
 /// What the inner service saw: the subject of the claims it was given, and whether the
 /// `Authorization` header reached it.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(Option<String>, bool)>>>);
+struct Seen(Arc<Mutex<Vec<Call>>>);
+
+/// One call of the inner service: the claims' subject, and whether `Authorization` came too.
+type Call = (Option<String>, bool);
 
 type Service = BoxCloneService<
     Request<Full<Bytes>>,
