@@ -17,7 +17,7 @@
 //!   mid-way) ends with an error instead, so the connection is aborted rather than the client
 //!   reading a truncated array as a complete one, and the client's retry meets the 401.
 //!
-//! The identity of a request is its [`JwtClaims`](crate::claims::JwtClaims) (`sub`, `jti`),
+//! The identity of a request is its [`JwtClaims`] (`sub`, `jti`),
 //! as put in the extensions by [`JwtLayer`](crate::jwt) or the app's own authentication; a
 //! request without claims passes untouched (authentication is another layer's job). Place this
 //! layer after the one that authenticates and before the policy.
