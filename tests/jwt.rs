@@ -617,3 +617,16 @@ async fn a_jwks_file_is_reloaded_on_its_interval_and_a_removed_key_stops_working
     .await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_preflight_without_credentials_goes_on_without_claims() {
+    let (service, seen) = gateway(hs_config());
+    let request = Request::options("/v1/shape?table=items&offset=-1")
+        .body(Full::default())
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.0.lock().unwrap().pop(), Some((None, false)));
+    // A GET without credentials is still refused.
+    assert_eq!(send(&service, None).await.status, StatusCode::UNAUTHORIZED);
+}

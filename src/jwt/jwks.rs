@@ -43,6 +43,11 @@ enum Source {
 /// The URL is fetched with the crate's hyper client, plain `http://` only (the crate has no
 /// TLS): point it at the issuer through a local TLS-terminating sidecar, or load a file that
 /// something else keeps current.
+///
+/// The set is first loaded by the first request that needs it. A load that fails keeps the
+/// keys loaded before (none, before the first success: tokens are then refused as
+/// [`UnknownKey`](super::JwtError::UnknownKey)) and is logged at warn level; the next attempt
+/// waits out [`min_refresh_interval`](Self::min_refresh_interval).
 #[derive(Clone)]
 #[must_use]
 pub struct Jwks {

@@ -21,7 +21,8 @@
 //!   token", "errors": {"authorization": ["token expired"]}}`, with `WWW-Authenticate: Bearer
 //!   error="invalid_token", error_description="token expired"` and the [`JwtError`] in the
 //!   response extensions. A missing token is a bare `Bearer` challenge (unless
-//!   [`JwtConfig::optional`]); two `Authorization` headers are a 400. The reason class is all a
+//!   [`JwtConfig::optional`]; an `OPTIONS` preflight, which never carries credentials, goes
+//!   on without claims); two `Authorization` headers are a 400. The reason class is all a
 //!   refusal says: never the token, a claim, or which key was tried.
 //! - **The token does not go further**: `Authorization` is removed once verified unless
 //!   [`JwtConfig::keep_authorization`].

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Method, Request, Response};
 use tower_service::Service;
 
 use super::verify::{JwtError, Verifier};
@@ -74,7 +74,7 @@ where
         let verifier = Arc::clone(&self.verifier);
         ResponseFuture {
             inner: Box::pin(async move {
-                match authenticate(&verifier, request.headers()).await {
+                match authenticate(&verifier, request.method(), request.headers()).await {
                     Ok(Some(claims)) => {
                         request.extensions_mut().insert(claims);
                     }
@@ -128,6 +128,7 @@ impl Refusal {
 /// The claims of the request's bearer token; `None` when there is none and none is required.
 async fn authenticate(
     verifier: &Verifier,
+    method: &Method,
     headers: &HeaderMap,
 ) -> Result<Option<crate::claims::JwtClaims>, Refusal> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
@@ -136,7 +137,9 @@ async fn authenticate(
         return Err(Refusal::Ambiguous);
     }
     let Some(value) = value else {
-        return if verifier.optional {
+        // A CORS preflight never carries credentials (Fetch standard): it goes on without
+        // claims, for a CORS layer or Electric to answer; it can authorize nothing.
+        return if verifier.optional || method == Method::OPTIONS {
             Ok(None)
         } else {
             Err(Refusal::Token(JwtError::Missing))
