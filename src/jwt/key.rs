@@ -206,3 +206,63 @@ fn from_jwk(jwk: &Jwk) -> Option<JwtKey> {
         key,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWKS: &str = include_str!("../../tests/fixtures/jwt/jwks-rsa.json");
+
+    fn rsa_entry() -> serde_json::Value {
+        let jwks: serde_json::Value = serde_json::from_str(JWKS).unwrap();
+        jwks["keys"][0].clone()
+    }
+
+    #[test]
+    fn jwks_keys_are_pinned_by_type_and_alg() {
+        let keys = parse_jwks(JWKS.as_bytes()).unwrap();
+        let pinned: Vec<_> = keys
+            .iter()
+            .map(|key| (key.key_id(), key.algorithm()))
+            .collect();
+        assert_eq!(
+            pinned,
+            [
+                (Some("rsa-1"), JwtAlgorithm::RS256),
+                (Some("ec-1"), JwtAlgorithm::ES256)
+            ]
+        );
+    }
+
+    #[test]
+    fn symmetric_encryption_and_foreign_keys_are_skipped_not_fatal() {
+        let mut enc = rsa_entry();
+        enc["use"] = "enc".into();
+        enc["kid"] = "enc".into();
+        let mut rs512 = rsa_entry();
+        rs512["alg"] = "RS512".into();
+        rs512["kid"] = "rs512".into();
+        let mut hs = rsa_entry();
+        hs["alg"] = "HS256".into();
+        hs["kid"] = "hs".into();
+        let document = serde_json::json!({"keys": [
+            {"kty": "oct", "kid": "shared", "k": "c2VjcmV0"},
+            {"kty": "unknown", "kid": "odd"},
+            enc, rs512, hs, rsa_entry(),
+        ]});
+        let keys = parse_jwks(document.to_string().as_bytes()).unwrap();
+        let ids: Vec<_> = keys.iter().map(JwtKey::key_id).collect();
+        assert_eq!(ids, [Some("rsa-1")]);
+        assert_eq!(parse_jwks(b"[]").unwrap_err(), KeyError::BadJwks);
+        assert_eq!(parse_jwks(b"{\"keys\": 1}").unwrap_err(), KeyError::BadJwks);
+    }
+
+    #[test]
+    fn pem_keys_of_the_wrong_type_are_refused() {
+        let ec = include_bytes!("../../tests/fixtures/jwt/ec-public.pem");
+        let rsa = include_bytes!("../../tests/fixtures/jwt/rsa-public.pem");
+        assert!(JwtKey::rs256_pem(ec).is_err());
+        assert!(JwtKey::es256_pem(rsa).is_err());
+        assert!(JwtKey::rs256_pem(b"not a pem").is_err());
+    }
+}

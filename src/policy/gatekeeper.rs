@@ -332,6 +332,7 @@ impl Policy for GatekeeperPolicy {
 }
 
 /// Why a shape claim could not be used; logged, never sent.
+#[derive(Debug)]
 struct ClaimError(&'static str);
 
 /// `params` as a list of values, or an object keyed `"1".."n"`; strings, numbers and booleans
@@ -364,4 +365,95 @@ fn column_set(columns: Option<&[Identifier]>) -> Option<BTreeSet<&Identifier>> {
 
 fn malformed_where(error: &SqlError) -> Rejection {
     Rejection::invalid_request().with_field_error("where", error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn shape(claim: Value) -> Result<ClaimShape, &'static str> {
+        GatekeeperPolicy::new()
+            .read_claim(&claim)
+            .map_err(|ClaimError(reason)| reason)
+    }
+
+    fn request(query: &str) -> ShapeRequest {
+        ShapeRequest::parse(query).unwrap()
+    }
+
+    #[test]
+    fn params_are_a_list_or_an_object_keyed_one_to_n() {
+        assert_eq!(
+            claim_params(Some(&json!(["a", 2, true]))).unwrap(),
+            ["a", "2", "true"]
+        );
+        assert_eq!(
+            claim_params(Some(&json!({"2": "b", "1": "a"}))).unwrap(),
+            ["a", "b"]
+        );
+        assert!(claim_params(Some(&json!({"1": "a", "3": "c"}))).is_err());
+        assert!(claim_params(Some(&json!([["nested"]]))).is_err());
+        assert!(claim_params(Some(&json!([null]))).is_err());
+        assert!(claim_params(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_table_is_normalised_from_namespace_and_table() {
+        let items = TableName::parse("public.items").unwrap();
+        assert_eq!(shape(json!({"table": "Items"})).unwrap().table, items);
+        assert_eq!(
+            shape(json!({"table": "public.items"})).unwrap().table,
+            items
+        );
+        assert_eq!(
+            shape(json!({"namespace": "public", "table": "items"}))
+                .unwrap()
+                .table,
+            items
+        );
+        let quoted = shape(json!({"table": "\"Items\""})).unwrap().table;
+        assert_ne!(quoted, items);
+        assert!(shape(json!({"table": "a.b.c"})).is_err());
+        assert!(shape(json!({"namespace": "x", "table": "a.b"})).is_err());
+    }
+
+    #[test]
+    fn a_claim_whose_params_do_not_fit_its_where_is_unusable() {
+        assert!(shape(json!({"table": "items", "where": "a = $1"})).is_err());
+        assert!(shape(json!({"table": "items", "where": "a = 1", "params": ["x"]})).is_err());
+        assert!(shape(json!({"table": "items", "params": ["x"]})).is_err());
+        assert!(shape(json!({"table": "items", "where": "a = $1", "params": ["x"]})).is_ok());
+        assert!(shape(json!({"table": "items", "replica": "partial"})).is_err());
+    }
+
+    #[test]
+    fn wheres_are_compared_as_trees_not_text() {
+        let policy = GatekeeperPolicy::new();
+        let claim = policy
+            .read_claim(&json!({"table": "items", "where": "a = $1 AND b > 2", "params": ["x"]}))
+            .map_err(|ClaimError(reason)| reason)
+            .unwrap();
+        let same = request("table=items&offset=-1&where=a%3D%241+and+b%3E2&params[1]=x");
+        assert!(policy.compare(&claim, &same).is_ok());
+        let wider = request("table=items&offset=-1&where=a%3D%241+or+b%3E2&params[1]=x");
+        let refusal = policy.compare(&claim, &wider).unwrap_err();
+        assert_eq!(refusal.status(), http::StatusCode::FORBIDDEN);
+        assert_eq!(refusal.field_errors().next().unwrap().0, "where");
+        let broken = request("table=items&offset=-1&where=a%3D&params[1]=x");
+        assert_eq!(policy.compare(&claim, &broken).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn columns_are_compared_as_sets_of_identifiers() {
+        let policy = GatekeeperPolicy::new();
+        let claim = policy
+            .read_claim(&json!({"table": "items", "columns": "id,\"Title\""}))
+            .map_err(|ClaimError(reason)| reason)
+            .unwrap();
+        let same = request("table=items&offset=-1&columns=%22Title%22,%22id%22");
+        assert!(policy.compare(&claim, &same).is_ok());
+        let other_case = request("table=items&offset=-1&columns=id,title");
+        assert!(policy.compare(&claim, &other_case).is_err());
+    }
 }
