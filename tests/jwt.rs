@@ -370,6 +370,16 @@ async fn malformed_tokens_are_refused() {
     for token in ["x", "a.b", "a.b.c.d", "!!!.???.***", "e30.e30.e30"] {
         assert_refused(&service, &seen, token, JwtError::Malformed).await;
     }
+    // A header naming a critical extension this layer does not know, validly signed.
+    let mut header = Header::new(Algorithm::HS256);
+    header.crit = Some(vec!["exp".to_owned()]);
+    let critical = jsonwebtoken::encode(
+        &header,
+        &good_claims(),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert_refused(&service, &seen, &critical, JwtError::Malformed).await;
     for value in ["Basic dTpw", "Bearer", "Bearer   ", "bearer"] {
         let answer = send(&service, Some(value)).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{value}");

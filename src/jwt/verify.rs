@@ -220,6 +220,10 @@ fn read_header(token: &str) -> Result<Header, JwtError> {
         .and_then(Value::as_str)
         .ok_or(JwtError::Malformed)?;
     let algorithm = JwtAlgorithm::from_header(alg).ok_or(JwtError::AlgorithmNotAllowed)?;
+    // RFC 7515 §4.1.11: extensions named critical must be understood; this layer knows none.
+    if value.get("crit").is_some() {
+        return Err(JwtError::Malformed);
+    }
     let kid = match value.get("kid") {
         None => None,
         Some(Value::String(kid)) => Some(kid.clone()),
