@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::claims::JwtClaims;
 use crate::protocol::{
     parse_column_list, Identifier, Replica, ShapeRequest, SqlError, SqlExpr, SqlLimits, TableName,
+    POLICY_MAX_DEPTH,
 };
 use crate::rejection::Rejection;
 
@@ -21,10 +22,10 @@ pub const DEFAULT_SHAPE_CLAIM: &str = "shape";
 /// How many parsed claim `where`s are kept (a token is used for many requests).
 const WHERE_MEMO_CAPACITY: usize = 256;
 
-/// The limits on the claim's own where: the app's text, so as generous as a row filter's.
+/// The limits on the claim's own where: the app's text, so those of a row filter.
 const CLAIM_SQL_LIMITS: SqlLimits = SqlLimits {
     max_len: 64 * 1024,
-    max_depth: 64,
+    max_depth: POLICY_MAX_DEPTH,
 };
 
 /// A [`Policy`] for Electric's gatekeeper pattern: an app endpoint checks who may see which
