@@ -101,7 +101,7 @@ pub(crate) fn router(config: GatekeeperConfig) -> Result<Router, BoxError> {
     )?;
     let shape = ServiceBuilder::new()
         .layer(cors())
-        .map_response(|response: Response<_>| response.map(Body::new))
+        .map_response(|response: Response<_>| without_upstream_cors(response.map(Body::new)))
         .layer(jwt)
         .layer(config.revocations.layer())
         .layer(ShapeParamPolicyLayer::new(GatekeeperPolicy::new()))
@@ -133,6 +133,21 @@ fn cors() -> CorsLayer {
             header::IF_NONE_MATCH,
         ])
         .expose_headers(EXPOSE_HEADERS.map(http::HeaderName::from_static))
+}
+
+/// Electric's own CORS headers removed, so that the app's CORS layer, just outside, is the
+/// only CORS policy a browser sees.
+fn without_upstream_cors(mut response: Response<Body>) -> Response<Body> {
+    for name in [
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        header::ACCESS_CONTROL_MAX_AGE,
+    ] {
+        response.headers_mut().remove(name);
+    }
+    response
 }
 
 /// The shape a user may see of a table: the app's authorization decision, made here once
