@@ -269,15 +269,34 @@ impl Verifier {
             return Err(JwtError::Malformed);
         }
         let header = read_header(token)?;
-        let mut candidates = candidates(&self.keys, &header, true);
-        if let Some(jwks) = &self.jwks {
-            jwks.refresh_if_stale().await;
-            candidates.extend(candidates_of(&jwks.current(), &header));
-            if candidates.is_empty() && header.kid.is_some() && jwks.refresh_for_unknown_kid().await
-            {
-                candidates.extend(candidates_of(&jwks.current(), &header));
+        let jwks_keys = match &self.jwks {
+            None => None,
+            Some(jwks) => {
+                jwks.refresh_if_stale().await;
+                let mut keys = jwks.current();
+                let known = keys.iter().any(|key| matches(key, &header, false));
+                let named = header.kid.is_some();
+                if !known && named && !self.keys.iter().any(|key| matches(key, &header, true)) {
+                    // Perhaps a key the issuer rotated in since the last load.
+                    if jwks.refresh_for_unknown_kid().await {
+                        keys = jwks.current();
+                    }
+                }
+                Some(keys)
             }
-        }
+        };
+        // Keys given directly first (an id-less one matches any `kid`), then the JWKS's.
+        let candidates: Vec<&JwtKey> = self
+            .keys
+            .iter()
+            .filter(|key| matches(key, &header, true))
+            .chain(
+                jwks_keys
+                    .iter()
+                    .flat_map(|keys| keys.iter())
+                    .filter(|key| matches(key, &header, false)),
+            )
+            .collect();
         if candidates.is_empty() {
             return Err(JwtError::UnknownKey);
         }
@@ -290,7 +309,7 @@ impl Verifier {
         };
         let mut refusal = JwtError::AlgorithmNotAllowed;
         for key in candidates
-            .iter()
+            .into_iter()
             .filter(|key| key.algorithm == header.algorithm)
         {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation) {
@@ -309,24 +328,17 @@ impl Verifier {
     }
 }
 
-/// The configured keys a token may be checked with, by `kid`: keys with the token's `kid`, and
-/// (for keys given directly, `unnamed_match_any`) keys without an id. The algorithm is checked
-/// after, so that a key of another algorithm is a refusal by name.
-fn candidates(keys: &[JwtKey], header: &Header, unnamed_match_any: bool) -> Vec<JwtKey> {
-    keys.iter()
-        .filter(|key| match (&key.kid, &header.kid) {
-            (Some(kid), Some(wanted)) => kid == wanted,
-            (None, _) => unnamed_match_any || header.kid.is_none(),
-            (Some(_), None) => true,
-        })
-        .cloned()
-        .collect()
-}
-
-/// A JWKS's keys a token may be checked with: by `kid` when the token names one, else the
-/// keys without one.
-fn candidates_of(keys: &[JwtKey], header: &Header) -> Vec<JwtKey> {
-    candidates(keys, header, false)
+/// Whether `key` may check a token with `header`, by `kid`: a key with the token's `kid`, a
+/// key without an id when the token names none, and (for keys given directly,
+/// `unnamed_match_any`) a key without an id whatever the token names. A token without a `kid`
+/// may be checked with any key. The algorithm is checked after, so that a key of another
+/// algorithm is a refusal by name.
+fn matches(key: &JwtKey, header: &Header, unnamed_match_any: bool) -> bool {
+    match (&key.kid, &header.kid) {
+        (Some(kid), Some(wanted)) => kid == wanted,
+        (None, named) => unnamed_match_any || named.is_none(),
+        (Some(_), None) => true,
+    }
 }
 
 fn validation(config: &JwtConfig, algorithm: JwtAlgorithm) -> Validation {
