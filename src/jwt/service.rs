@@ -122,10 +122,11 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn reason(&self) -> &'static str {
+    /// The reason class, for logs (never the token).
+    fn reason(&self) -> String {
         match self {
-            Self::Token(_) => "invalid token",
-            Self::Ambiguous => "more than one authorization header",
+            Self::Token(error) => error.to_string(),
+            Self::Ambiguous => "more than one authorization header".to_owned(),
         }
     }
 
