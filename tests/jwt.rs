@@ -640,3 +640,40 @@ async fn a_preflight_without_credentials_goes_on_without_claims() {
     // A GET without credentials is still refused.
     assert_eq!(send(&service, None).await.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_jwks_url_is_reloaded_on_its_interval_and_a_failed_load_keeps_the_keys() {
+    let server = jwks_server("jwks-rsa.json").await;
+    let (service, seen) = gateway(
+        JwtConfig::new()
+            .jwks(
+                Jwks::from_url(&server.url)
+                    .unwrap()
+                    .refresh_every(Duration::ZERO)
+                    .min_refresh_interval(Duration::ZERO),
+            )
+            .issuer(ISSUER)
+            .audience(AUDIENCE),
+    );
+    let token = rs256("rsa-private.pem", Some("rsa-1"), &good_claims());
+    assert_accepted(&service, &seen, &token).await;
+    assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
+
+    // The issuer answers garbage for a while: the keys loaded before stay in use.
+    *server.document.lock().unwrap() = b"<html>maintenance</html>".to_vec();
+    assert_accepted(&service, &seen, &token).await;
+    assert_eq!(
+        server.fetches.load(Ordering::SeqCst),
+        2,
+        "no reload on the interval"
+    );
+
+    // Then it retires rsa-1: the next reload drops it.
+    *server.document.lock().unwrap() =
+        json!({"keys": [serde_json::from_slice::<Value>(&fixture("jwks-rotated.json")).unwrap()["keys"][1]]})
+            .to_string()
+            .into_bytes();
+    assert_refused_quietly(&service, &token, JwtError::UnknownKey).await;
+    let rotated = rs256("rsa2-private.pem", Some("rsa-2"), &good_claims());
+    assert_accepted(&service, &seen, &rotated).await;
+}
