@@ -16,7 +16,7 @@ seconds="${1:-30}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(query_roundtrip policy_where policy_post_body ip_chain transform_stream)
+    targets=(query_roundtrip policy_where policy_post_body ip_chain transform_stream gatekeeper_shape)
 fi
 
 # cargo-fuzz passes -Z flags (sanitizers, coverage instrumentation) that only a nightly

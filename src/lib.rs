@@ -101,13 +101,18 @@
 //! - [`protocol`]: Electric's request as types; one parse, rendered back canonically.
 //! - [`ip`]: [`IpAllowLayer`], network allow-listing that forwarding headers cannot spoof.
 //! - [`policy`]: [`ShapeParamPolicyLayer`], which decides the shape a client may see and
-//!   rebuilds the upstream request so that only that shape can be asked for.
+//!   rebuilds the upstream request so that only that shape can be asked for; with
+//!   [`GatekeeperPolicy`](policy::GatekeeperPolicy), the shape a token's claim names.
 //! - [`token`]: [`ApiTokenLayer`], Electric's secret injected server-side, and caller tokens
 //!   required in constant time.
 //! - [`transform`]: [`BodyTransformLayer`], streaming rewrites of shape-log values (decrypt,
 //!   redact), and [`RequestBodyTransformLayer`] for JSON write bodies.
 //! - `upstream` (feature `proxy`): `ElectricUpstream`, the forwarding service.
 //! - `testing` (feature `testing`): an Electric stand-in for tests, ours and yours.
+//! - [`claims`]: [`JwtClaims`](claims::JwtClaims), verified token claims as the principal.
+//! - `jwt` (feature `jwt`): `JwtLayer`, bearer JWTs verified into claims.
+//! - `revocation` (feature `revocation`): `Revocations` and `RevocationLayer`, cutting a
+//!   principal off, held live requests included.
 //! - [`rejection`]: the one refusal type: status plus Electric-shaped JSON body.
 //! - [`body`]: the body of layers that can answer by themselves.
 //!
@@ -120,16 +125,24 @@
 //!   cluster for tests (needs Postgres's server programs installed), and the stand-in's
 //!   option to evaluate where clauses and subsets in Postgres (`StandInBuilder::postgres`).
 //! - `axum`: [`IpAllowLayer`] reads axum's `ConnectInfo<SocketAddr>` as the peer address.
+//! - `jwt`: `JwtLayer` (HS256, RS256, ES256; PEM keys, JWKS files and `http://` URLs), with
+//!   `jsonwebtoken`'s pure-Rust backend.
+//! - `revocation`: `Revocations` and `RevocationLayer`.
 //!
 //! [tower]: https://docs.rs/tower
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod body;
+pub mod claims;
 mod future;
 pub mod ip;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 pub mod policy;
 pub mod protocol;
 pub mod rejection;
+#[cfg(feature = "revocation")]
+pub mod revocation;
 mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -139,6 +152,8 @@ pub mod transform;
 pub mod upstream;
 
 pub use ip::IpAllowLayer;
+#[cfg(feature = "jwt")]
+pub use jwt::JwtLayer;
 pub use policy::ShapeParamPolicyLayer;
 pub use secret::SecretString;
 pub use token::ApiTokenLayer;

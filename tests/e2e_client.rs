@@ -10,7 +10,8 @@
 //! four layers, `examples/gateway/app.rs`) in front of the Electric stand-in.
 //!
 //! This test starts the stand-in (demo data, titles encrypted at rest, short long-poll hold
-//! and SSE window), the gateway, and a small control server through which the node suite
+//! and SSE window), the gateway, the gatekeeper example (`examples/gatekeeper.rs`, in front of
+//! a stand-in of its own with plaintext demo data), and a small control server through which the node suite
 //! changes rows and rotates shapes upstream; then it runs `node --test` on `e2e/tests/` and
 //! passes when node does. Node and npm are required: without them the test fails and says
 //! what to install.
@@ -20,6 +21,8 @@ mod app;
 #[allow(dead_code)]
 #[path = "../examples/encryption/columns.rs"]
 mod columns;
+#[path = "../examples/gatekeeper.rs"]
+mod gatekeeper;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,6 +46,7 @@ use app::GatewayConfig;
 use columns::TenantKeys;
 
 const ELECTRIC_SECRET: &str = "e2e-electric-secret";
+const GATEKEEPER_ADMIN_TOKEN: &str = "e2e-admin-token";
 
 #[test]
 fn electric_typescript_client_through_the_gateway() {
@@ -67,6 +71,8 @@ fn electric_typescript_client_through_the_gateway() {
         .args(&tests)
         .env("GATEWAY_URL", &urls.gateway)
         .env("CONTROL_URL", &urls.control)
+        .env("GATEKEEPER_URL", &urls.gatekeeper)
+        .env("GATEKEEPER_ADMIN_TOKEN", GATEKEEPER_ADMIN_TOKEN)
         .env("STANDIN_URL", &urls.standin)
         .env("STANDIN_SECRET", ELECTRIC_SECRET)
         .output()
@@ -83,6 +89,7 @@ fn electric_typescript_client_through_the_gateway() {
 
 struct Urls {
     gateway: String,
+    gatekeeper: String,
     control: String,
     standin: String,
 }
@@ -129,6 +136,7 @@ async fn start_servers() -> Urls {
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(gateway, service).await.unwrap();
     });
+    let gatekeeper = start_gatekeeper().await;
     let control = listener().await;
     let control_addr = control.local_addr().unwrap();
     tokio::spawn(async move {
@@ -138,9 +146,40 @@ async fn start_servers() -> Urls {
     });
     Urls {
         gateway: format!("http://{gateway_addr}"),
+        gatekeeper,
         control: format!("http://{control_addr}"),
         standin: standin_url,
     }
+}
+
+/// The gatekeeper example in front of a stand-in of its own (plaintext demo data: this app
+/// decrypts nothing); its URL.
+async fn start_gatekeeper() -> String {
+    let database = ElectricStandIn::builder()
+        .secret(ELECTRIC_SECRET)
+        .long_poll_hold(Duration::from_secs(1))
+        .sse_duration(Duration::from_secs(4))
+        .with_demo_data()
+        .build();
+    let standin = database.serve().await.unwrap();
+    let router = gatekeeper::router(gatekeeper::GatekeeperConfig {
+        electric_url: standin.url().to_owned(),
+        secret: InjectSecret::new(SecretString::new(ELECTRIC_SECRET)).unwrap(),
+        signing_key: SecretString::new("e2e gatekeeper signing key, 32 bytes or more"),
+        users: gatekeeper::parse_users("alice-token=alice@acme,bob-token=bob@globex").unwrap(),
+        admin_token: SecretString::new(GATEKEEPER_ADMIN_TOKEN),
+        token_ttl: Duration::from_secs(60),
+        revocations: tower_electric::revocation::Revocations::new(),
+    })
+    .unwrap();
+    tokio::spawn(async move {
+        let _standin = standin;
+        std::future::pending::<()>().await;
+    });
+    let listener = listener().await;
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
 }
 
 async fn listener() -> tokio::net::TcpListener {

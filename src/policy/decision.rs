@@ -209,6 +209,10 @@ pub struct ShapeDefinition {
     pub(crate) client_where: bool,
     pub(crate) subsets: bool,
     pub(crate) depends_on_principal: bool,
+    /// The policy compared the client's own table, where, params and columns with this very
+    /// definition and found them the same shape ([`GatekeeperPolicy`](super::GatekeeperPolicy)):
+    /// the layer then sends the definition in their place instead of ANDing or refusing them.
+    pub(crate) client_shape_matched: bool,
 }
 
 impl ShapeDefinition {
@@ -224,6 +228,7 @@ impl ShapeDefinition {
             client_where: false,
             subsets: false,
             depends_on_principal: true,
+            client_shape_matched: false,
         }
     }
 
@@ -286,6 +291,13 @@ impl ShapeDefinition {
     /// unfit for shared caches (see [`CacheSafety`](super::CacheSafety)).
     pub fn depends_on_principal(mut self, depends: bool) -> Self {
         self.depends_on_principal = depends;
+        self
+    }
+
+    /// Marks the client's where, params and columns as already compared with this definition
+    /// (and found equal): see [`GatekeeperPolicy`](super::GatekeeperPolicy).
+    pub(crate) fn client_shape_matched(mut self) -> Self {
+        self.client_shape_matched = true;
         self
     }
 

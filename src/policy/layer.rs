@@ -248,6 +248,13 @@ where
     }
 
     let definition = config.policy.decide(&parts, &client).await?;
+    if definition.client_shape_matched {
+        // The client's shape is the definition's (the policy compared them): what goes on is
+        // the definition's own where, params and columns, rendered from the server's text.
+        client.where_clause = None;
+        client.params.clear();
+        client.columns = None;
+    }
     if is_post && !definition.subsets {
         return Err(Rejection::forbidden()
             .with_field_error("subset", "subsets are not allowed for this shape"));

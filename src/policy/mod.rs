@@ -49,6 +49,12 @@
 //!   values, which are params), so only a client's first request pays for the parse and checks
 //!   ([`where_memo_capacity`](ShapeParamPolicyLayer::where_memo_capacity)).
 //!
+//! # Policies
+//! - [`ShapePolicy`]: declarative, tables with their columns and row filters.
+//! - [`policy_fn`]: a closure, async-capable.
+//! - [`GatekeeperPolicy`]: Electric's gatekeeper pattern, the shape a verified token's claim
+//!   names, and nothing else.
+//!
 //! # Example: a declarative multi-tenant policy in under 15 lines
 //! ```
 //! use http::{request::Parts, Request, Response};
@@ -159,6 +165,7 @@ mod cache;
 mod canonical;
 mod decision;
 mod future;
+mod gatekeeper;
 mod layer;
 mod memo;
 mod rebuild;
@@ -169,6 +176,7 @@ pub use body::RequestBody;
 pub use cache::CacheSafety;
 pub use decision::{policy_fn, DecisionFuture, Policy, PolicyFn, RowFilter, ShapeDefinition};
 pub use future::ResponseFuture;
+pub use gatekeeper::{GatekeeperPolicy, DEFAULT_SHAPE_CLAIM};
 pub use layer::{ShapeParamPolicy, ShapeParamPolicyLayer, DEFAULT_MAX_BODY_LEN};
 pub use memo::DEFAULT_WHERE_MEMO_CAPACITY;
 pub use rules::{PolicyError, ShapePolicy, ShapePolicyBuilder, TablePolicy};
