@@ -1,5 +1,8 @@
-//! The response future of the layers that either call the inner service or refuse by
-//! themselves ([`IpAllow`](crate::ip::IpAllow), [`ApiToken`](crate::token::ApiToken)).
+//! The response futures the layers share: [`ResponseFuture`] for those that either call the
+//! inner service or refuse by themselves ([`IpAllow`](crate::ip::IpAllow),
+//! [`ApiToken`](crate::token::ApiToken)), and [`BoxedResponseFuture`] for those whose work
+//! around the inner call is itself async ([`ShapeParamPolicy`](crate::policy::ShapeParamPolicy),
+//! the JWT and revocation layers).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -65,5 +68,28 @@ where
             // refusal again instead of panicking.
             KindProj::Refused { rejection } => Poll::Ready(Ok(rejection.clone().into_response())),
         }
+    }
+}
+
+type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+
+/// The response future of a layer whose work around the inner call is async (a policy
+/// decision, a body read, a key reload, a wait for revocation): that work and the inner
+/// service's response, boxed. `B` is the response body the layer answers with.
+pub struct BoxedResponseFuture<B, E> {
+    pub(crate) inner: Boxed<B, E>,
+}
+
+impl<B, E> std::fmt::Debug for BoxedResponseFuture<B, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<B, E> Future for BoxedResponseFuture<B, E> {
+    type Output = Result<Response<B>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
     }
 }

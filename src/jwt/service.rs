@@ -1,8 +1,6 @@
 //! The [`Jwt`] service.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -14,27 +12,9 @@ use super::verify::{JwtError, Verifier};
 use crate::body::ResponseBody;
 use crate::rejection::Rejection;
 
-type Inner<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
-
 /// The response future of [`Jwt`]: the verification (which may reload a JWKS), then the inner
 /// service's response.
-pub struct ResponseFuture<B, E> {
-    inner: Inner<B, E>,
-}
-
-impl<B, E> fmt::Debug for ResponseFuture<B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<B, E> Future for ResponseFuture<B, E> {
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
+pub type ResponseFuture<B, E> = crate::future::BoxedResponseFuture<crate::body::ResponseBody<B>, E>;
 
 /// Middleware that verifies a bearer JWT and puts its [`JwtClaims`](crate::claims::JwtClaims)
 /// in the request extensions. Built by [`JwtLayer`](super::JwtLayer).

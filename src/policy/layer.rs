@@ -21,7 +21,7 @@ use crate::rejection::Rejection;
 use super::body::RequestBody;
 use super::cache::{make_cache_safe, CacheSafety};
 use super::decision::Policy;
-use super::future::ResponseFuture;
+use super::ResponseFuture;
 use super::memo::{WhereMemo, DEFAULT_WHERE_MEMO_CAPACITY};
 use super::rebuild::{rebuild, subset_from_body, subset_to_body};
 

@@ -164,7 +164,6 @@ mod body;
 mod cache;
 mod canonical;
 mod decision;
-mod future;
 mod gatekeeper;
 mod layer;
 mod memo;
@@ -175,7 +174,9 @@ pub use allow::{HARMLESS_FUNCTIONS, OPERATORS, PLAIN_TYPES};
 pub use body::RequestBody;
 pub use cache::CacheSafety;
 pub use decision::{policy_fn, DecisionFuture, Policy, PolicyFn, RowFilter, ShapeDefinition};
-pub use future::ResponseFuture;
+/// The response future of [`ShapeParamPolicy`]: the policy decision (possibly async), the
+/// body read for `POST`, then the inner service's response.
+pub type ResponseFuture<B, E> = crate::future::BoxedResponseFuture<crate::body::ResponseBody<B>, E>;
 pub use gatekeeper::{GatekeeperPolicy, DEFAULT_SHAPE_CLAIM};
 pub use layer::{ShapeParamPolicy, ShapeParamPolicyLayer, DEFAULT_MAX_BODY_LEN};
 pub use memo::DEFAULT_WHERE_MEMO_CAPACITY;

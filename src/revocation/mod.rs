@@ -60,7 +60,6 @@ mod body;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -297,27 +296,9 @@ impl<S: fmt::Debug> fmt::Debug for Revocation<S> {
     }
 }
 
-type Inner<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
-
 /// The response future of [`Revocation`]: the inner response, or a 401 as soon as the
 /// principal is revoked while it waits.
-pub struct ResponseFuture<B, E> {
-    inner: Inner<B, E>,
-}
-
-impl<B, E> fmt::Debug for ResponseFuture<B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<B, E> Future for ResponseFuture<B, E> {
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
+pub type ResponseFuture<B, E> = crate::future::BoxedResponseFuture<ResponseBody<B>, E>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Revocation<S>
 where
