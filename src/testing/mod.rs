@@ -97,6 +97,7 @@
 //! [`long_poll_hold`]: StandInBuilder::long_poll_hold
 //! [`cloud_source`]: StandInBuilder::cloud_source
 
+mod answer;
 mod chunked;
 mod eval;
 mod filter;
@@ -107,7 +108,10 @@ mod pg;
 pub mod postgres;
 mod server;
 mod service;
+mod shape;
+mod sse;
 mod store;
+mod subset;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,9 +125,10 @@ use tokio::sync::watch;
 use crate::protocol::LogOffset;
 use crate::secret::SecretString;
 
+pub use answer::StandInBody;
 pub use chunked::ChunkedBody;
 pub use server::StandInServer;
-pub use service::{ResponseFuture, StandInBody};
+pub use service::ResponseFuture;
 pub use store::{Column, Row, StandInError, TableSchema};
 
 use filter::PgHandle;
