@@ -476,7 +476,7 @@ fn upstream_of(
 }
 
 /// The headers a cache tier would see: the layers' output minus the client credentials that
-/// `ElectricUpstream` does not forward (tests/gateway.rs checks that it does not).
+/// `ElectricUpstream` does not forward (tests/gateway/ checks that it does not).
 fn cache_relevant(headers: &HeaderMap) -> HeaderMap {
     let mut headers = headers.clone();
     headers.remove("authorization");

@@ -1,5 +1,5 @@
 //! The encryption demo's flow, shared by `cargo run --example encryption` and the acceptance
-//! tests (`tests/gateway.rs`), so that what the example shows is what the tests check.
+//! tests (`tests/gateway/`), so that what the example shows is what the tests check.
 //!
 //! An Electric stand-in holds the demo's `items`, their `title` encrypted at rest with each
 //! tenant's key; the gateway router of `examples/gateway/app.rs` sits in front of it. A write

@@ -10,7 +10,7 @@
 //! gateway of `examples/gateway` (its router is reused as is): an Electric stand-in with demo
 //! data, the gateway in front of it, one item written through `POST /api/items` with a
 //! plaintext title, then the item as the stand-in stores it and as alice receives it. The
-//! flow lives in `demo.rs`, which `tests/gateway.rs` runs too.
+//! flow lives in `demo.rs`, which `tests/gateway/` runs too.
 #![allow(clippy::print_stdout)]
 
 #[path = "../gateway/app.rs"]
