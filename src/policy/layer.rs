@@ -21,9 +21,9 @@ use crate::rejection::Rejection;
 use super::body::RequestBody;
 use super::cache::{make_cache_safe, CacheSafety};
 use super::decision::Policy;
-use super::ResponseFuture;
 use super::memo::{WhereMemo, DEFAULT_WHERE_MEMO_CAPACITY};
 use super::rebuild::{rebuild, subset_from_body, subset_to_body};
+use super::ResponseFuture;
 
 /// The largest subset `POST` body read by default, in bytes.
 pub const DEFAULT_MAX_BODY_LEN: usize = 64 * 1024;

@@ -222,7 +222,7 @@ async fn postgres_runs_every_forwarded_clause_and_returns_only_the_principals_ro
     }
     eprintln!(
         "{}: {} cases ({} attack cases), {} refused by the gateway, {} forwarded; Postgres ran \
-         {} statements returning {} rows, refused {} for types or values; {} invalid as sent passed through; {} failures; \
+         {} statements returning {} rows, refused {} for types or values; {} failures; \
          {:.1?}",
         cluster.version(),
         tally.cases,
@@ -232,13 +232,9 @@ async fn postgres_runs_every_forwarded_clause_and_returns_only_the_principals_ro
         tally.ran,
         tally.rows,
         tally.typing,
-        tally.passed_invalid.len(),
         tally.failures.len(),
         started.elapsed()
     );
-    for passed in tally.passed_invalid.iter().take(5) {
-        eprintln!("invalid as sent, passed through: {passed}");
-    }
     assert!(
         tally.failures.is_empty(),
         "{} failures, the first ones:\n{}",
