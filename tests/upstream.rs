@@ -7,11 +7,12 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,6 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 use tower::ServiceExt;
 use tower_electric::upstream::{BodyError, Builder};
 use tower_electric::ElectricUpstream;
+
+use logs::CapturedLogs;
 
 /// A guard against a hang, never an assertion about speed.
 const HANG_GUARD: Duration = Duration::from_secs(20);
@@ -459,45 +462,6 @@ async fn dropping_the_response_future_cancels_the_upstream_request() {
         .await
         .expect("the upstream connection outlived the client")
         .unwrap();
-}
-
-/// Collects the crate's log lines (level, message and fields).
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<String>>>);
-
-impl CapturedLogs {
-    fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-struct FieldText<'a>(&'a mut String);
-
-impl tracing::field::Visit for FieldText<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={value:?}", field.name());
-    }
-}
-
-impl tracing::Subscriber for CapturedLogs {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let metadata = event.metadata();
-        if metadata.target().starts_with("tower_electric") {
-            let mut line = metadata.level().to_string();
-            event.record(&mut FieldText(&mut line));
-            self.0.lock().unwrap().push(line);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// Asserts that a request with a `secret` in its query is refused by the upstream itself:

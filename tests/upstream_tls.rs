@@ -8,12 +8,12 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/logs.rs"]
+mod logs;
 #[path = "support/tls.rs"]
 mod tls;
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +26,7 @@ use tower_electric::testing::{Column, ElectricStandIn, TableSchema};
 use tower_electric::upstream::{BuildError, Builder, TlsError, TlsRoots};
 use tower_electric::ElectricUpstream;
 
+use logs::CapturedLogs;
 use tls::{server_params, Ca, ServerTls, TempDir, TlsStandIn};
 
 /// A guard against a hang, never an assertion about speed.
@@ -114,39 +115,6 @@ async fn snapshot_then_live(standin: &ElectricStandIn, upstream: &ElectricUpstre
 // ---------------------------------------------------------------------------------------
 // Refusals: every TLS failure is the same 502, naming nothing, logging no secret
 
-/// Collects the crate's log lines (level, message and fields).
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<String>>>);
-
-struct FieldText<'a>(&'a mut String);
-
-impl tracing::field::Visit for FieldText<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={value:?}", field.name());
-    }
-}
-
-impl tracing::Subscriber for CapturedLogs {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let metadata = event.metadata();
-        if metadata.target().starts_with("tower_electric") {
-            let mut line = metadata.level().to_string();
-            event.record(&mut FieldText(&mut line));
-            self.0.lock().unwrap().push(line);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 /// A refusal as the client sees it, and what the crate logged while answering it.
 struct Refusal {
     body: String,
@@ -182,7 +150,7 @@ async fn refusal(upstream: ElectricUpstream, server: &TlsStandIn) -> Refusal {
     ] {
         assert!(!body.contains(internal), "{internal} in {body}");
     }
-    let lines = logs.0.lock().unwrap().clone();
+    let lines = logs.lines();
     assert!(
         lines.iter().any(|line| line.starts_with("WARN")),
         "{lines:?}"
