@@ -677,3 +677,36 @@ async fn a_jwks_url_is_reloaded_on_its_interval_and_a_failed_load_keeps_the_keys
     let rotated = rs256("rsa2-private.pem", Some("rsa-2"), &good_claims());
     assert_accepted(&service, &seen, &rotated).await;
 }
+
+#[tokio::test]
+async fn a_jwks_with_no_usable_key_is_a_failed_load_and_keeps_the_keys() {
+    let server = jwks_server("jwks-rsa.json").await;
+    let (service, seen) = gateway(
+        JwtConfig::new()
+            .jwks(
+                Jwks::from_url(&server.url)
+                    .unwrap()
+                    .refresh_every(Duration::ZERO)
+                    .min_refresh_interval(Duration::ZERO),
+            )
+            .issuer(ISSUER)
+            .audience(AUDIENCE),
+    );
+    let token = rs256("rsa-private.pem", Some("rsa-1"), &good_claims());
+    assert_accepted(&service, &seen, &token).await;
+
+    // A document that parses but holds no key (or none this layer can use) is not a rotation
+    // to nothing: it is a broken issuer, and the keys loaded before stay in use.
+    for empty in [
+        json!({"keys": []}),
+        json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"}]}),
+    ] {
+        *server.document.lock().unwrap() = empty.to_string().into_bytes();
+        let before = server.fetches.load(Ordering::SeqCst);
+        assert_accepted(&service, &seen, &token).await;
+        assert!(
+            server.fetches.load(Ordering::SeqCst) > before,
+            "no reload on the interval"
+        );
+    }
+}

@@ -44,8 +44,9 @@ enum Source {
 /// TLS): point it at the issuer through a local TLS-terminating sidecar, or load a file that
 /// something else keeps current.
 ///
-/// The set is first loaded by the first request that needs it. A load that fails keeps the
-/// keys loaded before (none, before the first success: tokens are then refused as
+/// The set is first loaded by the first request that needs it. A load that fails (including
+/// a document that parses but holds no usable key, such as `{"keys": []}`) keeps the keys
+/// loaded before (none, before the first success: tokens are then refused as
 /// [`UnknownKey`](super::JwtError::UnknownKey)) and is logged at warn level; the next attempt
 /// waits out [`min_refresh_interval`](Self::min_refresh_interval).
 #[derive(Clone)]
@@ -224,7 +225,13 @@ impl JwksKeys {
                 .await
                 .map_err(|_| "timed out".to_owned())??,
         };
-        parse_jwks(&document).map_err(|error| error.to_string())
+        let keys = parse_jwks(&document).map_err(|error| error.to_string())?;
+        // A set with no key this layer can use is a broken or misconfigured issuer, not a
+        // rotation to nothing: taking it would refuse every token until the next good load.
+        if keys.is_empty() {
+            return Err("the document holds no usable key".to_owned());
+        }
+        Ok(keys)
     }
 
     async fn fetch(&self, uri: &Uri) -> Result<Vec<u8>, String> {
