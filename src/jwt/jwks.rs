@@ -50,9 +50,9 @@ enum Source {
 ///
 /// The URL is fetched with the crate's hyper client (HTTP/1.1). With the `tls` feature (on by
 /// default) an `https://` URL is fetched over TLS with the same rustls client configuration as
-/// an `https://` `ElectricUpstream`: verification always on,
-/// Mozilla's roots by default ([`tls_roots`](Self::tls_roots)), private CAs with
-/// [`ca_pem`](Self::ca_pem). Without `tls`, `https://` is refused. Plain `http://` is for an
+/// an `https://` `ElectricUpstream`: verification always on, Mozilla's roots by default
+/// (`tls_roots`), private CAs with `ca_pem` and `ca_pem_file` (those three methods come with
+/// the feature). Without `tls`, `https://` is refused. Plain `http://` is for an
 /// issuer on loopback or a sidecar on the same host only: across a network anyone on the path
 /// could hand the gateway their own keys, and so mint any token. A file that something else
 /// keeps current is the other way.
