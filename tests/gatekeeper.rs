@@ -319,3 +319,49 @@ async fn electrics_claim_layout_with_a_namespace_and_params_as_an_object() {
     .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);
 }
+
+// ---- replica: Electric's other shape of the same rows --------------------------------------
+
+#[tokio::test]
+async fn a_replica_the_claim_does_not_name_is_refused() {
+    // The claim names no replica, so it grants Electric's default: `replica=full` is another
+    // Electric shape (full rows on every update), not the one signed.
+    assert_other_shape(&acme_query("&replica=full"), &["replica"]).await;
+}
+
+#[tokio::test]
+async fn the_default_replica_spelled_out_is_the_claims_shape() {
+    let (gateway, electric) = gateway();
+    let answer = get(
+        &gateway,
+        &acme_query("&replica=default"),
+        &token(acme_shape()),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let seen = electric.requests().pop().unwrap();
+    assert_ne!(seen.query_value("replica"), Some("full"));
+}
+
+#[tokio::test]
+async fn a_claims_replica_is_the_only_one_served() {
+    let mut shape = acme_shape();
+    shape["replica"] = json!("full");
+    let token = token(shape);
+    for (extra, status) in [
+        ("&replica=full", StatusCode::OK),
+        ("", StatusCode::OK),
+        ("&replica=default", StatusCode::FORBIDDEN),
+    ] {
+        let (gateway, electric) = gateway();
+        let answer = get(&gateway, &acme_query(extra), &token).await;
+        assert_eq!(answer.status, status, "{extra}: {}", answer.text);
+        if status == StatusCode::OK {
+            let seen = electric.requests().pop().unwrap();
+            assert_eq!(seen.query_value("replica"), Some("full"), "{extra}");
+        } else {
+            assert!(answer.body["errors"].get("replica").is_some(), "{extra}");
+            assert!(electric.requests().is_empty(), "{extra}");
+        }
+    }
+}

@@ -27,6 +27,10 @@ use tower_electric::claims::JwtClaims;
 use tower_electric::jwt::{Jwks, JwtConfig, JwtError, JwtKey, JwtLayer};
 use tower_electric::SecretString;
 
+#[cfg(feature = "tls")]
+#[path = "support/tls.rs"]
+mod tls_support;
+
 const SECRET: &str = "test secret: thirty-two bytes or more, as RFC 7518 asks";
 const ISSUER: &str = "https://app.example";
 const AUDIENCE: &str = "electric-gateway";
@@ -676,4 +680,133 @@ async fn a_jwks_url_is_reloaded_on_its_interval_and_a_failed_load_keeps_the_keys
     assert_refused_quietly(&service, &token, JwtError::UnknownKey).await;
     let rotated = rs256("rsa2-private.pem", Some("rsa-2"), &good_claims());
     assert_accepted(&service, &seen, &rotated).await;
+}
+
+#[tokio::test]
+async fn a_jwks_with_no_usable_key_is_a_failed_load_and_keeps_the_keys() {
+    let server = jwks_server("jwks-rsa.json").await;
+    let (service, seen) = gateway(
+        JwtConfig::new()
+            .jwks(
+                Jwks::from_url(&server.url)
+                    .unwrap()
+                    .refresh_every(Duration::ZERO)
+                    .min_refresh_interval(Duration::ZERO),
+            )
+            .issuer(ISSUER)
+            .audience(AUDIENCE),
+    );
+    let token = rs256("rsa-private.pem", Some("rsa-1"), &good_claims());
+    assert_accepted(&service, &seen, &token).await;
+
+    // A document that parses but holds no key (or none this layer can use) is not a rotation
+    // to nothing: it is a broken issuer, and the keys loaded before stay in use.
+    for empty in [
+        json!({"keys": []}),
+        json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"}]}),
+    ] {
+        *server.document.lock().unwrap() = empty.to_string().into_bytes();
+        let before = server.fetches.load(Ordering::SeqCst);
+        assert_accepted(&service, &seen, &token).await;
+        assert!(
+            server.fetches.load(Ordering::SeqCst) > before,
+            "no reload on the interval"
+        );
+    }
+}
+
+/// [`jwks_server`] behind TLS with `identity`, addressed as `https://localhost:<port>`.
+#[cfg(feature = "tls")]
+async fn jwks_server_tls(initial: &str, identity: tls_support::Identity) -> JwksServer {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let document = Arc::new(Mutex::new(fixture(initial)));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(
+        tls_support::ServerTls::new(identity)
+            .alpn(&[b"http/1.1"])
+            .config(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}/.well-known/jwks.json",
+        listener.local_addr().unwrap().port()
+    );
+    let (count, served) = (Arc::clone(&fetches), Arc::clone(&document));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, count, served) = (acceptor.clone(), count.clone(), served.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service =
+                    hyper::service::service_fn(move |_: Request<hyper::body::Incoming>| {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let body = Bytes::from(served.lock().unwrap().clone());
+                        async move {
+                            Ok::<_, Infallible>(
+                                Response::builder()
+                                    .header(header::CONTENT_TYPE, "application/json")
+                                    .body(Full::new(body))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    JwksServer {
+        url,
+        fetches,
+        document,
+    }
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn a_jwks_url_over_https_is_fetched_with_verification_and_its_keys_verify() {
+    let ca = tls_support::Ca::new("tower-electric JWKS test CA");
+    let server = jwks_server_tls("jwks-rsa.json", ca.server(&["localhost"])).await;
+    let token = rs256("rsa-private.pem", Some("rsa-1"), &good_claims());
+    let config = |jwks: Jwks| {
+        JwtConfig::new()
+            .jwks(jwks.min_refresh_interval(Duration::ZERO))
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+    };
+
+    // Mozilla's roots (the default) do not trust the test CA: no handshake, no keys.
+    let (untrusting, _) = gateway(config(Jwks::from_url(&server.url).unwrap()));
+    assert_refused_quietly(&untrusting, &token, JwtError::UnknownKey).await;
+    assert_eq!(server.fetches.load(Ordering::SeqCst), 0);
+
+    // Trusting the CA, as PEM bytes or as a file: the set is fetched over TLS and verifies.
+    let (service, seen) = gateway(config(
+        Jwks::from_url(&server.url).unwrap().ca_pem(ca.pem.clone()),
+    ));
+    assert_accepted(&service, &seen, &token).await;
+    assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
+
+    let dir = tls_support::TempDir::new("jwks-ca");
+    let ca_file = dir.write("ca.pem", &ca.pem);
+    let (service, seen) = gateway(config(
+        Jwks::from_url(&server.url).unwrap().ca_pem_file(&ca_file),
+    ));
+    assert_accepted(&service, &seen, &token).await;
+    assert_eq!(server.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn jwks_tls_settings_are_checked_when_building() {
+    let build = |jwks: Jwks| JwtLayer::new(JwtConfig::new().jwks(jwks));
+    let https = || Jwks::from_url("https://issuer.example/.well-known/jwks.json").unwrap();
+    assert!(build(https()).is_ok());
+    assert!(build(https().ca_pem("not a certificate")).is_err());
+    assert!(build(https().ca_pem_file("/nonexistent/ca.pem")).is_err());
+    // A CA for a URL that makes no handshake is refused, not ignored.
+    let http = Jwks::from_url("http://127.0.0.1:1/jwks.json").unwrap();
+    assert!(build(http.ca_pem(tls_support::Ca::new("unused").pem)).is_err());
 }

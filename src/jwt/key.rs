@@ -81,6 +81,11 @@ pub enum KeyError {
     /// A JWKS URL that this layer cannot fetch.
     #[error("JWKS URL: {0}")]
     BadUrl(&'static str),
+    /// The TLS settings of an `https://` JWKS URL were refused (feature `tls`): a CA PEM that
+    /// cannot be read or used, or no roots to verify the issuer with.
+    #[cfg(feature = "tls")]
+    #[error("JWKS URL TLS settings: {0}")]
+    JwksTls(crate::upstream::TlsError),
     /// Claims to sign that are not a JSON object.
     #[error("claims must be a JSON object")]
     BadClaims,

@@ -8,8 +8,9 @@
 //! # What is checked
 //! - **Keys, each pinned to one algorithm** ([`JwtKey`]): HS256 secrets (32 bytes at least),
 //!   RS256 and ES256 public keys from PEM, and the keys of a JWKS ([`Jwks`]) loaded from a
-//!   file or an `http://` URL, reloaded on an interval and when a token names an unknown
-//!   `kid` (rate-limited). A token is checked only with keys of the algorithm its header names,
+//!   file or a URL (`https://` with the `tls` feature, verified; `http://` for loopback or a
+//!   sidecar), reloaded on an interval and when a token names an unknown `kid`
+//!   (rate-limited). A token is checked only with keys of the algorithm its header names,
 //!   and only with the key of its `kid` when it names one: `alg: none` and any algorithm
 //!   outside HS256/RS256/ES256 are refused by name before a key is looked at, and an HS256
 //!   token "signed" with an RSA public key as the HMAC secret meets no HS256 key (algorithm

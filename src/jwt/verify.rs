@@ -256,7 +256,7 @@ impl Verifier {
         .collect();
         Ok(Self {
             keys: config.keys,
-            jwks: config.jwks.map(JwksKeys::new),
+            jwks: config.jwks.map(JwksKeys::new).transpose()?,
             validation,
             optional: config.optional,
             keep_authorization: config.keep_authorization,

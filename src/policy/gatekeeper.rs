@@ -51,11 +51,13 @@ const CLAIM_SQL_LIMITS: SqlLimits = SqlLimits {
 ///   extra or other column does);
 /// - `where` as a parsed [`SqlExpr`] tree (spacing and keyword case do not matter; another
 ///   operator, operand or constant does), absent only where the claim's is;
-/// - `params` by value, in order.
+/// - `params` by value, in order;
+/// - `replica`: the client's must be absent or equal to the claim's, and absent or `default`
+///   when the claim names none (`full` is another Electric shape).
 ///
 /// A difference is a 403 naming the field that differs (`table`, `columns`, `where`,
-/// `params`), never the claim's values; a request without [`JwtClaims`] is a 401, and a token
-/// without a usable shape claim a 403. What goes upstream is the claim's shape, rebuilt by
+/// `params`, `replica`), never the claim's values; a request without [`JwtClaims`] is a 401,
+/// and a token without a usable shape claim a 403. What goes upstream is the claim's shape, rebuilt by
 /// [`ShapeParamPolicyLayer`](super::ShapeParamPolicyLayer) from the claim's text (its where
 /// is the server's text, so it may use any column and construct a row filter may), plus the
 /// client's protocol params (offset, handle, live, ...). Responses are marked private
@@ -234,6 +236,17 @@ impl GatekeeperPolicy {
         }
         if request.params != shape.params {
             differs.push("params");
+        }
+        // `replica=full` is another Electric shape of the same rows: without a replica in the
+        // claim only Electric's default (absent or `default`) is the signed shape; with one,
+        // the client may leave it out or ask for that very mode.
+        let same_replica = match (request.replica, shape.replica) {
+            (None, _) => true,
+            (Some(asked), None) => asked == Replica::Default,
+            (Some(asked), Some(granted)) => asked == granted,
+        };
+        if !same_replica {
+            differs.push("replica");
         }
         if differs.is_empty() {
             return Ok(());

@@ -105,8 +105,10 @@ mod body;
 mod builder;
 mod future;
 mod headers;
+// Crate-visible for the rustls client configuration it builds, which `jwt::Jwks` fetches an
+// `https://` JWKS with (`TlsSettings`, `http1_connector`); the layer's own machinery stays here.
 #[cfg(feature = "tls")]
-mod tls;
+pub(crate) mod tls;
 
 use std::convert::Infallible;
 use std::fmt;

@@ -1,6 +1,6 @@
 //! A PKI made at run time with rcgen, and the Electric stand-in served over TLS with it
-//! (tokio-rustls): for `tests/upstream_tls.rs`, `tests/deployments.rs` and the HTTPS demo of
-//! `examples/standin.rs` (`STANDIN_TLS_DIR`).
+//! (tokio-rustls): for `tests/upstream_tls.rs`, `tests/deployments.rs`, `tests/jwt.rs` (a JWKS
+//! over https) and the HTTPS demo of `examples/standin.rs` (`STANDIN_TLS_DIR`).
 #![allow(dead_code)]
 // each includer uses what it needs
 // Test support: a failure here is a panic with its message, in a test or at a demo's start.
@@ -133,7 +133,7 @@ impl ServerTls {
         self
     }
 
-    fn config(&self) -> rustls::ServerConfig {
+    pub(crate) fn config(&self) -> rustls::ServerConfig {
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap();

@@ -129,17 +129,17 @@ pub enum TlsError {
 
 /// PEM bytes given directly or as a file to read when building.
 #[derive(Clone)]
-pub(super) enum Pem {
+pub(crate) enum Pem {
     Bytes(Zeroizing<Vec<u8>>),
     File(PathBuf),
 }
 
 impl Pem {
-    pub(super) fn bytes(bytes: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn bytes(bytes: impl Into<Vec<u8>>) -> Self {
         Self::Bytes(Zeroizing::new(bytes.into()))
     }
 
-    pub(super) fn file(path: impl AsRef<Path>) -> Self {
+    pub(crate) fn file(path: impl AsRef<Path>) -> Self {
         Self::File(path.as_ref().to_owned())
     }
 
@@ -167,24 +167,25 @@ impl Pem {
     }
 }
 
-/// The builder's TLS settings. `Debug` names files, never a key's bytes.
+/// The TLS settings of the upstream's builder (and of `jwt::Jwks`, which sets no client
+/// identity). `Debug` names files, never a key's bytes.
 #[derive(Clone, Default)]
-pub(super) struct TlsSettings {
+pub(crate) struct TlsSettings {
     /// `None` until set: the default is [`TlsRoots::WebPki`].
-    pub(super) roots: Option<TlsRoots>,
-    pub(super) cas: Vec<Pem>,
+    pub(crate) roots: Option<TlsRoots>,
+    pub(crate) cas: Vec<Pem>,
     pub(super) identity: Option<(Pem, Pem)>,
 }
 
 impl TlsSettings {
     /// Whether anything TLS-specific was asked for.
-    pub(super) fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.roots.is_some() || !self.cas.is_empty() || self.identity.is_some()
     }
 
     /// The rustls client configuration these settings describe, without ALPN (the connector
     /// sets it from the HTTP versions in use).
-    pub(super) fn client_config(&self) -> Result<ClientConfig, TlsError> {
+    pub(crate) fn client_config(&self) -> Result<ClientConfig, TlsError> {
         let mut roots = RootCertStore::empty();
         match self.roots.unwrap_or_default() {
             TlsRoots::WebPki => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -306,6 +307,31 @@ pub(super) fn connector(
         Alpn::Http1 => builder.enable_http1().wrap_connector(http),
     };
     Ok(watch::Connector::new(connector, timeout))
+}
+
+/// The connector of the crate's own small fetches (a JWKS URL, feature `jwt`), HTTP/1.1 only:
+/// TLS with `config` (from [`TlsSettings::client_config`]) and `https://` only when given one,
+/// plain TCP and `http://` only otherwise. Unlike the upstream's [`Connector`], it keeps no
+/// note of TLS failures; the caller bounds the whole fetch with its own timeout.
+#[cfg(feature = "jwt")]
+pub(crate) fn http1_connector(
+    mut http: HttpConnector,
+    config: Option<ClientConfig>,
+) -> Result<HttpsConnector<HttpConnector>, TlsError> {
+    let builder = match config {
+        Some(config) => {
+            // The TLS connector hands the TCP connector `https://` URIs.
+            http.enforce_http(false);
+            HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_only()
+        }
+        // As in `connector`: plain HTTP never asks this empty trust store.
+        None => HttpsConnectorBuilder::new()
+            .with_tls_config(config_with(RootCertStore::empty())?.with_no_client_auth())
+            .https_or_http(),
+    };
+    Ok(builder.enable_http1().wrap_connector(http))
 }
 
 /// A client configuration with ring and its safe protocol versions, trusting `roots`.
