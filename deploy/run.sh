@@ -23,8 +23,7 @@
 #
 # Needs nginx (Debian nginx-light; scripts/install-deps.sh installs it).
 #
-# $DEPLOY_DIR holds Electric's secret (env, the cache tier's error log
-# and cache files): everything
+# $DEPLOY_DIR holds Electric's secret (env, cache.conf, the cache tier's error log): everything
 # in it is created private (umask 077); the directory itself is 0711 and only the nginx temp
 # and cache directories are the worker user's (`nobody` when run as root), 0700.
 set -euo pipefail
@@ -128,8 +127,13 @@ render() {
     sed -e "s|@DIR@|$DEPLOY_DIR|g" -e "s|@USER@|$user_line|" "$@"
 }
 
-# 128 random bits.
+# 128 random bits. A given secret must be URL-safe: the cache tier's config matches it as
+# the gateways send it (deploy/cache.nginx.conf).
 export ELECTRIC_SECRET=${ELECTRIC_SECRET:-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+[[ "$ELECTRIC_SECRET" =~ ^[A-Za-z0-9_-]+$ ]] || {
+    echo "ELECTRIC_SECRET must be letters, digits, '_' and '-' only" >&2
+    exit 2
+}
 export TENANT_KEYS=${TENANT_KEYS:-"acme=$(printf '1%.0s' {1..64}),globex=$(printf '2%.0s' {1..64})"}
 
 STANDIN_CONTROL=1 STAND_IN_LONG_POLL_HOLD_MS=${STAND_IN_LONG_POLL_HOLD_MS:-20000} \
@@ -142,7 +146,7 @@ upstream=$STANDIN_URL
 if [ -z "$NO_CACHE" ]; then
     cache_port=$(free_port)
     render -e "s|@ELECTRIC_PORT@|$electric_port|g" -e "s|@CACHE_PORT@|$cache_port|g" \
-        deploy/cache.nginx.conf >"$DEPLOY_DIR/cache.conf"
+        -e "s|@ELECTRIC_SECRET@|$ELECTRIC_SECRET|g" deploy/cache.nginx.conf >"$DEPLOY_DIR/cache.conf"
     start "$NGINX" -p "$DEPLOY_DIR" -c "$DEPLOY_DIR/cache.conf" -e "$DEPLOY_DIR/cache.error.log" \
         >>"$DEPLOY_DIR/cache.error.log" 2>&1
     wait_port "$cache_port" cache
