@@ -22,7 +22,12 @@
 #   NGINX               the nginx binary (default: the one on PATH, or /usr/sbin/nginx)
 #
 # Needs nginx (Debian nginx-light; scripts/install-deps.sh installs it).
+#
+# $DEPLOY_DIR holds Electric's secret (env, cache.conf, the cache tier's error log): everything
+# in it is created private (umask 077); the directory itself is 0711 and only the nginx temp
+# and cache directories are the worker user's (`nobody` when run as root), 0700.
 set -euo pipefail
+umask 077
 cd "$(dirname "$0")/.."
 
 mode=${1:-}
@@ -79,11 +84,19 @@ else
     DEPLOY_DIR=${DEPLOY_DIR:-target/deploy}
     stop_all "$DEPLOY_DIR"
 fi
-mkdir -p "$DEPLOY_DIR/tmp"
+mkdir -p "$DEPLOY_DIR/tmp" "$DEPLOY_DIR/cache"
 DEPLOY_DIR=$(cd "$DEPLOY_DIR" && pwd)
 : >"$DEPLOY_DIR/pids"
-# nginx's workers drop root for nobody; they must reach the cache and temp dirs.
-chmod 755 "$DEPLOY_DIR" "$DEPLOY_DIR/tmp"
+# What an earlier run (or an older version of this script) left readable is made private.
+chmod -R go-rwx "$DEPLOY_DIR"
+# nginx's workers drop root for nobody: they pass through the directory (0711, nothing in it
+# listed or read) to the cache and temp directories, which are theirs and private.
+chmod 711 "$DEPLOY_DIR"
+user_line=""
+if [ "$(id -u)" -eq 0 ]; then
+    user_line="user nobody nogroup;"
+    chown -R nobody:nogroup "$DEPLOY_DIR/tmp" "$DEPLOY_DIR/cache"
+fi
 
 # Every process holds a descriptor per held long-poll (two for the LB and the gateways).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -113,10 +126,14 @@ start() { "$@" & echo $! >>"$DEPLOY_DIR/pids"; }
 render() {
     sed -e "s|@DIR@|$DEPLOY_DIR|g" -e "s|@USER@|$user_line|" "$@"
 }
-user_line=""
-[ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
 
-export ELECTRIC_SECRET=${ELECTRIC_SECRET:-deploy-$RANDOM$RANDOM$RANDOM}
+# 128 random bits. A given secret must be URL-safe: the cache tier's config matches it as
+# the gateways send it (deploy/cache.nginx.conf).
+export ELECTRIC_SECRET=${ELECTRIC_SECRET:-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+[[ "$ELECTRIC_SECRET" =~ ^[A-Za-z0-9_-]+$ ]] || {
+    echo "ELECTRIC_SECRET must be letters, digits, '_' and '-' only" >&2
+    exit 2
+}
 export TENANT_KEYS=${TENANT_KEYS:-"acme=$(printf '1%.0s' {1..64}),globex=$(printf '2%.0s' {1..64})"}
 
 STANDIN_CONTROL=1 STAND_IN_LONG_POLL_HOLD_MS=${STAND_IN_LONG_POLL_HOLD_MS:-20000} \
@@ -129,7 +146,7 @@ upstream=$STANDIN_URL
 if [ -z "$NO_CACHE" ]; then
     cache_port=$(free_port)
     render -e "s|@ELECTRIC_PORT@|$electric_port|g" -e "s|@CACHE_PORT@|$cache_port|g" \
-        deploy/cache.nginx.conf >"$DEPLOY_DIR/cache.conf"
+        -e "s|@ELECTRIC_SECRET@|$ELECTRIC_SECRET|g" deploy/cache.nginx.conf >"$DEPLOY_DIR/cache.conf"
     start "$NGINX" -p "$DEPLOY_DIR" -c "$DEPLOY_DIR/cache.conf" -e "$DEPLOY_DIR/cache.error.log" \
         >>"$DEPLOY_DIR/cache.error.log" 2>&1
     wait_port "$cache_port" cache
@@ -157,6 +174,7 @@ wait_port "$lb_port" lb
 LB_URL=http://127.0.0.1:$lb_port
 
 export LB_URL GATEWAY_URLS CACHE_URL STANDIN_URL DEPLOY_DIR
+# Private: it holds the secret (umask 077 above).
 cat >"$DEPLOY_DIR/env" <<ENV
 LB_URL=$LB_URL
 GATEWAY_URLS="$GATEWAY_URLS"

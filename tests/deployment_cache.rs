@@ -341,3 +341,112 @@ async fn sse_streams_through_the_lb_and_the_cache_uncollapsed() {
         assert_only(&[message["value"].clone()], "acme");
     }
 }
+
+/// The key of each file in the cache tier's cache directory (nginx writes it in plain text
+/// into the file's header, as `KEY: ...`), with whether the file mentions `needle` anywhere.
+fn cache_files(deployment: &Deployment, needle: &str) -> Vec<(String, bool)> {
+    fn walk(dir: &std::path::Path, files: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, files);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&deployment.dir.join("cache"), &mut files);
+    files
+        .iter()
+        .map(|file| {
+            let bytes = std::fs::read(file).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            let key = text
+                .split_once("\nKEY: ")
+                .and_then(|(_, rest)| rest.split_once('\n'))
+                .map(|(key, _)| key.to_owned())
+                .unwrap_or_default();
+            (key, text.contains(needle))
+        })
+        .collect()
+}
+
+fn mode(path: PathBuf) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(&path).unwrap().permissions().mode() & 0o777
+}
+
+/// Electric's secret stays out of the cache files (their key leaves it out), and only a
+/// request with the secret is answered from an entry: without it, or with another, the
+/// request goes past the cache to Electric, which refuses it. What holds the secret is private.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_tier_keeps_the_secret_out_of_its_files_and_entries_from_requests_without_it() {
+    let deployment = Deployment::start("secret");
+    let secret = deployment.url("ELECTRIC_SECRET").to_owned();
+    assert_eq!(secret.len(), 32, "128 random bits, in hex: {secret}");
+    for private in ["env", "cache.conf", "cache.error.log", "gateway1.log"] {
+        assert_eq!(mode(deployment.dir.join(private)), 0o600, "{private}");
+    }
+    assert_eq!(mode(deployment.dir.clone()), 0o711);
+    assert_eq!(mode(deployment.dir.join("cache")), 0o700);
+    assert_eq!(mode(deployment.dir.join("tmp")), 0o700);
+
+    let lb = deployment.url("LB_URL").to_owned();
+    let first = get(
+        &format!("{lb}/v1/shape?table=items&offset=-1"),
+        "alice-token",
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK);
+    // The entry is written once the answer is whole: wait for it (bounded).
+    let mut files = Vec::new();
+    for _ in 0..100 {
+        files = cache_files(&deployment, &secret);
+        if !files.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (key, has_secret) = files.remove(0);
+    assert!(!has_secret, "the cache file holds the secret");
+    assert!(
+        key.starts_with("/v1/shape?") && !key.contains("secret"),
+        "{key}"
+    );
+
+    // With the secret, wherever it stands: the entry, Electric not asked.
+    let cache = deployment.url("CACHE_URL").to_owned();
+    let requests = counts(&deployment).await.0;
+    let mut bodies = Vec::new();
+    for url in [
+        format!("{cache}{key}&secret={secret}"),
+        format!(
+            "{cache}/v1/shape?secret={secret}&{}",
+            &key["/v1/shape?".len()..]
+        ),
+    ] {
+        let hit = send(http::Method::GET, &url, None, "").await;
+        assert_eq!(hit.status, StatusCode::OK, "{url}");
+        assert_eq!(counts(&deployment).await.0, requests, "{url}");
+        bodies.push(hit.body);
+    }
+    assert_eq!(bodies[0], bodies[1]);
+    // Without it, or with another: past the cache to Electric, which refuses it.
+    for url in [
+        format!("{cache}{key}"),
+        format!("{cache}{key}&secret=guess"),
+    ] {
+        let before = counts(&deployment).await.0;
+        let refused = send(http::Method::GET, &url, None, "").await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{url}");
+        assert_eq!(counts(&deployment).await.0, before + 1, "{url}");
+    }
+    // The secret and another one: past the cache too, whichever Electric reads.
+    let url = format!("{cache}{key}&secret={secret}&secret=guess");
+    let before = counts(&deployment).await.0;
+    send(http::Method::GET, &url, None, "").await;
+    assert_eq!(counts(&deployment).await.0, before + 1, "{url}");
+    assert_eq!(cache_files(&deployment, &secret).len(), 1);
+}

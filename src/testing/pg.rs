@@ -22,6 +22,15 @@
 //!
 //! The crate's SQL parser still gates the text first (as the stand-in did before), so the
 //! where Postgres sees is one expression and `order_by` a list of columns.
+//!
+//! Guard rails for the client SQL Postgres runs: every statement of the stand-in's session
+//! ends after [`STATEMENT_TIMEOUT`], and the evaluation (loading the rows in question into
+//! the temporary table, then the where over them) runs in a `READ ONLY` transaction, which
+//! Postgres lets write temporary tables only, and which is rolled back afterwards. Only the
+//! mirroring of the stand-in's writes is read-write. The session's user is still the one the
+//! target names (a [`TestCluster`](super::postgres::TestCluster)'s superuser): a role of its
+//! own with `SELECT` only would not hold, since a superuser session could take its role back
+//! with `set_config('role', ..)` from inside a where.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -75,6 +84,11 @@ fn relation(table: &TableName) -> String {
         quoted(table.name().as_str())
     )
 }
+
+/// How long any one statement of the stand-in's Postgres session may run: a where that would
+/// run longer (`pg_sleep`, a runaway join) is cancelled and answered as a where Postgres
+/// rejects.
+pub(crate) const STATEMENT_TIMEOUT: &str = "5s";
 
 /// The ordinal column of the rows in question.
 const ORDINAL: &str = "\"__standin_n\"";
@@ -150,7 +164,28 @@ fn message(error: &tokio_postgres::Error) -> String {
         .map_or_else(|| error.to_string(), |db| db.message().to_owned())
 }
 
+/// [`evaluate`] in a read-only transaction, always rolled back: the client's where cannot
+/// write anything but the temporary table, and leaves nothing behind.
 async fn run_select(
+    client: &Client,
+    select: &Select,
+    temp: &str,
+    rows: &str,
+) -> Result<Vec<usize>, String> {
+    client
+        .batch_execute("BEGIN READ ONLY")
+        .await
+        .map_err(|error| message(&error))?;
+    let result = evaluate(client, select, temp, rows).await;
+    // On an error the transaction is aborted; ROLLBACK ends it either way.
+    client
+        .batch_execute("ROLLBACK")
+        .await
+        .map_err(|error| message(&error))?;
+    result
+}
+
+async fn evaluate(
     client: &Client,
     select: &Select,
     temp: &str,
@@ -489,6 +524,9 @@ async fn own_database(
     let mut own = config.clone();
     own.dbname(&name);
     let client = connect(&own).await?;
+    client
+        .batch_execute(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"))
+        .await?;
     Ok((admin, client, name))
 }
 
@@ -513,5 +551,100 @@ impl PgFilter {
     /// The rows of `rows` the where keeps, in their order.
     pub(crate) fn keep(&self, rows: &[&Row]) -> Result<Vec<usize>, String> {
         self.worker.select(&self.select, rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::eval::Kind;
+    use super::super::postgres::TestCluster;
+    use super::*;
+
+    fn column(name: &str, pg_type: &str, pk_index: Option<usize>) -> ColumnDef {
+        ColumnDef {
+            name: name.to_owned(),
+            pg_type: pg_type.to_owned(),
+            kind: Kind::of(pg_type),
+            pk_index,
+            not_null: pk_index.is_some(),
+        }
+    }
+
+    fn select(table: &TableName, where_clause: &str) -> Select {
+        Select {
+            table: table.clone(),
+            exposed: vec!["id".into(), "title".into()],
+            where_clause: Some(where_clause.to_owned()),
+            params: Vec::new(),
+            order_by: None,
+            limit: None,
+            offset: None,
+        }
+    }
+
+    /// The where runs read-only and under the statement timeout; a write smuggled into it is
+    /// refused, while the stand-in's own mirrored writes still go through.
+    #[test]
+    fn the_evaluation_is_read_only_and_timed_while_mirroring_writes() {
+        let worker = PgWorker::start(TestCluster::start().unwrap().into());
+        let table = TableName::parse("public.items").unwrap();
+        worker
+            .create_table(
+                &table,
+                &[column("id", "int8", Some(0)), column("title", "text", None)],
+            )
+            .unwrap();
+        worker
+            .execute("CREATE SEQUENCE counter".into(), Vec::new())
+            .unwrap();
+        let row = Row::new().with("id", "1").with("title", "a");
+        worker.insert(&table, &row).unwrap();
+        let rows = [&row];
+
+        assert_eq!(
+            worker
+                .select(
+                    &select(&table, "current_setting('transaction_read_only') = 'on'"),
+                    &rows
+                )
+                .unwrap(),
+            [0]
+        );
+        assert_eq!(
+            worker
+                .select(
+                    &select(&table, "current_setting('statement_timeout') = '5s'"),
+                    &rows
+                )
+                .unwrap(),
+            [0]
+        );
+        let refused = worker
+            .select(&select(&table, "nextval('counter') > 0"), &rows)
+            .unwrap_err();
+        assert!(refused.contains("read-only transaction"), "{refused}");
+        let slow = worker
+            .select(&select(&table, "(SELECT true FROM pg_sleep(6))"), &rows)
+            .unwrap_err();
+        assert!(slow.contains("statement timeout"), "{slow}");
+
+        // The session is usable again, and the mirror is read-write.
+        let other = Row::new().with("id", "2").with("title", "b");
+        worker.insert(&table, &other).unwrap();
+        worker
+            .update(
+                &table,
+                &["id".into()],
+                &Row::new().with("id", "1").with("title", "c"),
+            )
+            .unwrap();
+        worker.delete(&table, &["id".into()], &other).unwrap();
+        let stored = select(
+            &table,
+            "(SELECT array_agg(id || title ORDER BY id) FROM public.items) = '{1c}'",
+        );
+        assert_eq!(worker.select(&stored, &rows).unwrap(), [0]);
     }
 }

@@ -1,8 +1,8 @@
 //! A throwaway Postgres cluster for tests (feature `postgres`).
 //!
 //! [`TestCluster::start`] finds Postgres's server programs, runs `initdb` in a new directory
-//! under the system's temp dir, and starts `postgres` on a free loopback port (and a unix
-//! socket in that directory) with durability off (`fsync`, `synchronous_commit` and
+//! under the system's temp dir (mode 0700), and starts `postgres` listening on a unix socket
+//! in that directory only, no TCP, with durability off (`fsync`, `synchronous_commit` and
 //! `full_page_writes`), since the data is thrown away. Dropping the cluster stops the server
 //! by its pid (a fast shutdown, `SIGINT`, then `SIGKILL` if it has not exited within
 //! [`STOP_GRACE`]) and removes the directory.
@@ -22,8 +22,11 @@
 //! `setpriv`, which execs in place so that the pid this harness stops is the server's own, and
 //! the directory is handed to that user first.
 //!
-//! The cluster trusts every local connection; its superuser is `postgres`, its database
-//! `postgres`. Only loopback is listened on.
+//! The cluster trusts every connection that reaches it, as any user; its superuser is
+//! `postgres`, its database `postgres`. What keeps other local users out is that it listens on
+//! no TCP port, only on the unix socket in its private (0700) directory, which only this
+//! process's user (or, when that is root, the `postgres` user and root) can enter:
+//! [`TestCluster::connection_string`] names that directory as `host`.
 //!
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")]
@@ -43,6 +46,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,7 +65,8 @@ const SERVICE_USER: &str = "postgres";
 /// The cluster's superuser.
 const SUPERUSER: &str = "postgres";
 const BINDIR_ENV: &str = "TOWER_ELECTRIC_PG_BINDIR";
-/// Attempts at a free port: another process may take the one found before the server binds.
+/// Attempts at a free port number (it names the socket; the server listens on no TCP port, so
+/// only a failed start for another reason makes a second attempt).
 const PORT_ATTEMPTS: usize = 5;
 
 /// Why a cluster could not be started.
@@ -229,7 +234,9 @@ impl TestCluster {
             .args(["-p", &port.to_string()])
             .arg("-k")
             .arg(&self.base)
-            .args(["-c", "listen_addresses=127.0.0.1"])
+            // The socket in the private directory only: trust auth over loopback TCP would let
+            // any local user in as superuser.
+            .args(["-c", "listen_addresses="])
             .args(["-c", "fsync=off"])
             .args(["-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off"])
@@ -299,7 +306,8 @@ impl TestCluster {
         self.base.join("data")
     }
 
-    /// The loopback port the server listens on.
+    /// The server's port number: no TCP port is listened on, but it names the unix socket
+    /// (`.s.PGSQL.<port>` in [`socket_dir`](Self::socket_dir)).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -314,11 +322,16 @@ impl TestCluster {
         &self.version
     }
 
-    /// A libpq-style connection string for the cluster's `postgres` database over loopback
-    /// TCP, as superuser: `host=127.0.0.1 port=<port> user=postgres dbname=postgres`.
+    /// A libpq-style connection string for the cluster's `postgres` database over its unix
+    /// socket, as superuser: `host='<socket dir>' port=<port> user=postgres dbname=postgres`.
     pub fn connection_string(&self) -> String {
+        let dir = self
+            .base
+            .to_string_lossy()
+            .replace('\\', "\\\\")
+            .replace('\'', "\\'");
         format!(
-            "host=127.0.0.1 port={} user={SUPERUSER} dbname=postgres",
+            "host='{dir}' port={} user={SUPERUSER} dbname=postgres",
             self.port
         )
     }
@@ -563,11 +576,15 @@ fn new_dir() -> Result<PathBuf, ClusterError> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    // `create_dir`, not `create_dir_all`: a directory that exists already is not ours.
-    fs::create_dir(&path).map_err(|source| ClusterError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    // `create`, not `recursive`: a directory that exists already is not ours. 0700: it holds
+    // the server's socket, which lets whoever reaches it in as superuser.
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&path)
+        .map_err(|source| ClusterError::Io {
+            path: path.clone(),
+            source,
+        })?;
     Ok(path)
 }
 

@@ -17,7 +17,11 @@ use super::{Connector, ElectricUpstream, Inner, DEFAULT_CONNECT_TIMEOUT, DEFAULT
 use crate::protocol::headers::SHAPE_PATH;
 
 /// Configures an [`ElectricUpstream`]; made by [`ElectricUpstream::builder`].
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the base URL's scheme, host and path only: credentials in it (`user:pw@`)
+/// and a query (`?secret=`), which [`build`](Self::build) refuses, are `[redacted]`, and the
+/// TLS settings name files, never a key's bytes.
+#[derive(Clone)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct Builder {
     base_url: String,
@@ -28,6 +32,52 @@ pub struct Builder {
     forwarding: Forwarding,
     #[cfg(feature = "tls")]
     tls: tls::TlsSettings,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut debug = f.debug_struct("Builder");
+        debug
+            .field("base_url", &redacted_url(&self.base_url))
+            .field("path", &redacted_url_path(&self.path))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("versions", &self.versions)
+            .field("forwarding", &self.forwarding);
+        #[cfg(feature = "tls")]
+        debug.field("tls", &self.tls);
+        debug.finish()
+    }
+}
+
+/// `url` for `Debug`: scheme, host (and port) and path, with userinfo and a query or fragment
+/// replaced by `[redacted]`; a URL that does not parse is `[redacted]` whole.
+fn redacted_url(url: &str) -> String {
+    let Ok(uri) = Uri::try_from(url) else {
+        return "[redacted]".to_owned();
+    };
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return "[redacted]".to_owned();
+    };
+    let (userinfo, host) = match authority.as_str().rsplit_once('@') {
+        Some((_, host)) => ("[redacted]@", host),
+        None => ("", authority.as_str()),
+    };
+    let path = redacted_url_path(uri.path());
+    let query = if uri.query().is_some() || url.contains('#') {
+        "?[redacted]"
+    } else {
+        ""
+    };
+    format!("{scheme}://{userinfo}{host}{path}{query}")
+}
+
+/// A path for `Debug`: as it is, or `[redacted]` from a `?` or `#` on (`build` refuses those).
+fn redacted_url_path(path: &str) -> String {
+    match path.find(['?', '#']) {
+        Some(at) => format!("{}[redacted]", &path[..at]),
+        None => path.to_owned(),
+    }
 }
 
 /// Which HTTP versions the upstream speaks.
@@ -453,6 +503,44 @@ mod tests {
         assert_eq!(target.host, "electric.example");
         let target = Target::parse("http://electric:3000", SHAPE_PATH).unwrap();
         assert_eq!(target.scheme, Scheme::HTTP);
+    }
+
+    #[test]
+    fn debug_redacts_credentials_and_queries_of_the_base_url() {
+        let shown = format!(
+            "{:?}",
+            ElectricUpstream::builder("http://u:hunter2@e/?secret=s")
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("secret=s"), "{shown}");
+        assert!(!shown.contains("u:"), "{shown}");
+        assert!(
+            shown.contains(r#"base_url: "http://[redacted]@e/?[redacted]""#),
+            "{shown}"
+        );
+        let shown = format!(
+            "{:?}",
+            ElectricUpstream::builder("http://electric:3000/sync#secret=s").path("/v1?x=y")
+        );
+        assert!(
+            !shown.contains("secret=s") && !shown.contains("x=y"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(r#"base_url: "http://electric:3000/sync?[redacted]""#),
+            "{shown}"
+        );
+        assert!(shown.contains(r#"path: "/v1[redacted]""#), "{shown}");
+        // Nothing to hide: the URL as given.
+        let shown = format!("{:?}", ElectricUpstream::builder("http://electric:3000"));
+        assert!(
+            shown.contains(r#"base_url: "http://electric:3000/""#),
+            "{shown}"
+        );
+        assert!(shown.contains(r#"path: "/v1/shape""#), "{shown}");
+        // Not a URL: nothing of it.
+        let shown = format!("{:?}", ElectricUpstream::builder("hunter2 not a url"));
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]
