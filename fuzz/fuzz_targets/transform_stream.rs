@@ -102,11 +102,18 @@ fn run(sse: bool, drop: bool, cap: usize, chunks: VecDeque<Bytes>) -> Outcome {
         .body(())
         .expect("request");
     let response = block_on(service.call(request)).expect("infallible");
+    // The stub always answers 200: a 502 is the layer refusing before the first byte (a
+    // failure a client can read), which counts as the body failing.
+    let refused = response.status() == http::StatusCode::BAD_GATEWAY;
     let mut body = std::pin::pin!(response.into_body());
     let mut cx = Context::from_waker(Waker::noop());
     let mut out = Vec::new();
     for _ in 0..1_000_000 {
         match body.as_mut().poll_frame(&mut cx) {
+            Poll::Ready(None) if refused => {
+                assert!(is_json(&out), "a 502 that is not JSON: {out:?}");
+                return Err(format!("502 {}", String::from_utf8_lossy(&out)));
+            }
             Poll::Ready(None) => return Ok(out),
             Poll::Ready(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
