@@ -32,7 +32,7 @@ def fixture_requests():
 
 enc = lambda text: urllib.parse.quote(text, safe="")
 
-# Queries from the fixtures and from tests/protocol.rs, tests/policy.rs, tests/api_token.rs.
+# Queries from the fixtures and from tests/protocol.rs, tests/policy/, tests/api_token.rs.
 QUERIES = [request["query"] for request in fixture_requests() if "query" in request] + [
     "table=items&offset=-1&where=id+%3E%3D+%241&params%5B1%5D=5&%73ecret=x",
     "where=id+%3E+%241&table=Items&offset=0_inf&handle=h-1&live=0&params%5B1%5D=a+b&cursor=&columns=%22id%22,Title&zz=1&aa=2",
@@ -63,7 +63,7 @@ QUERIES = [request["query"] for request in fixture_requests() if "query" in requ
     "table=t&secret=p%40ss%20w%26rd%3D%2B%25%2F%C3%BC%23%3F&offset=-1",
 ]
 
-# Client where texts: allowed forms and the attacks of tests/policy.rs and src/protocol/sql.rs.
+# Client where texts: allowed forms and the attacks of tests/policy/ and src/protocol/sql.rs.
 WHERES = [
     "done", "id = 1", "ID = 1 AND \"Mixed\" IS NOT NULL", "title ILIKE '%a%' OR NOT done",
     "id IN (1, 2, 3) AND id BETWEEN 1 AND 9", "lower(title) = 'a' AND coalesce(done, false)",
@@ -95,7 +95,7 @@ policy_where += [
     "q\ntable=items&offset=-1&log=full&where=done&secret=guess&api_secret=x&source_id=s&queryable_columns=internal_note&hint=1&columns=id,title",
 ]
 
-# POST bodies: the fixture's subset body and the bodies of tests/policy.rs.
+# POST bodies: the fixture's subset body and the bodies of tests/policy/.
 BODIES = [json.dumps(request["body"]) for request in fixture_requests() if "body" in request] + [
     '{"where":"done AND title = $1","params":{"1":"x"},"limit":3,"order_by":"id"}',
     '{"subset":{"where":"id = 1","limit":2,"order_by":"id"}}',

@@ -1,7 +1,7 @@
-//! The policy tests' attack cases, shared by `tests/policy.rs` (which checks how each one is
+//! The policy tests' attack cases, shared by `tests/policy/` (which checks how each one is
 //! refused or neutralised) and `tests/postgres_differential/` (which runs whatever the
 //! policy forwards for them in Postgres). Each list is for the gateway policy of
-//! `tests/policy.rs`: `items` with `id, tenant_id, title, done` visible, `internal_note`
+//! `tests/policy/`: `items` with `id, tenant_id, title, done` visible, `internal_note`
 //! hidden, row filter `tenant_id = $1`, client where and subsets allowed.
 #![allow(dead_code)] // each including test uses the lists it needs
 

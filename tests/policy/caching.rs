@@ -1,0 +1,40 @@
+//! Caches kept safe: principal-dependent responses private and varying, Electric's caching
+//! kept for the same-for-everyone.
+
+use super::*;
+
+#[tokio::test]
+async fn principal_dependent_responses_are_private_and_vary() {
+    let outcome = get("table=items&offset=-1", Some("t1")).await;
+    assert_eq!(
+        outcome.headers["cache-control"],
+        "private, max-age=604800, stale-while-revalidate=2629746"
+    );
+    assert_eq!(outcome.headers["vary"], "authorization, cookie");
+
+    // The same for everyone: Electric's caching stays.
+    let outcome = get("table=announcements&offset=-1", Some("t1")).await;
+    assert_eq!(
+        outcome.headers["cache-control"],
+        ELECTRIC_INITIAL_CACHE_CONTROL
+    );
+    assert!(outcome.headers.get("vary").is_none());
+    assert_eq!(
+        outcome.upstream().where_clause.as_deref(),
+        Some("published")
+    );
+
+    let layer = ShapeParamPolicyLayer::new(gateway_policy())
+        .cache_safety(CacheSafety::VaryOnly)
+        .vary_on([http::header::COOKIE]);
+    let outcome = send_with(
+        layer,
+        request(Method::GET, "table=items&offset=-1", Some("t1"), ""),
+    )
+    .await;
+    assert_eq!(
+        outcome.headers["cache-control"],
+        ELECTRIC_INITIAL_CACHE_CONTROL
+    );
+    assert_eq!(outcome.headers["vary"], "cookie");
+}
