@@ -155,7 +155,7 @@ async fn upstream_requests_carry_nothing_per_client_and_only_clients_get_private
     assert!(first.headers.contains_key("electric-schema"));
     assert_eq!(
         header(&first, "cache-control"),
-        "private, max-age=604800, stale-while-revalidate=2629746"
+        "private, max-age=60, stale-while-revalidate=60"
     );
     assert!(header(&first, "vary").contains("authorization"));
 }

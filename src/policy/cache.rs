@@ -3,11 +3,21 @@
 //! Electric marks shape responses `public` (a week for offset `-1`): right for Electric, whose
 //! URL names the whole shape, wrong for a proxy that chooses rows by identity from a header or
 //! cookie the URL does not show. A CDN in front of such a proxy would hand one tenant's rows to
-//! another. So, for such responses, `public` becomes `private` (`max-age` and the rest kept,
-//! `s-maxage` dropped as meaningless for private caches), a `surrogate-control` other than
-//! `no-store` is dropped, and `Vary` names the credential headers.
+//! another. So, for such responses, `public` becomes `private` (`s-maxage` dropped as
+//! meaningless for private caches), a `surrogate-control` other than `no-store` is dropped,
+//! and `Vary` names the credential headers.
+//!
+//! Electric's week-long `max-age` (and month-long `stale-while-revalidate`) on an initial
+//! snapshot is safe for a CDN that Electric's own handle rotation keeps honest; in a browser's
+//! private cache it would replay a handle Electric may have long since retired, and the client
+//! then refetches through 409s. So a private response's `max-age`, `stale-while-revalidate` and
+//! `stale-if-error` are capped (60 s by default, as proxies in the field ended up doing), and
+//! an `Expires` header, which could outlast the cap where no `max-age` stands in for it, is
+//! dropped.
 
-use http::header::{CACHE_CONTROL, VARY};
+use std::time::Duration;
+
+use http::header::{CACHE_CONTROL, EXPIRES, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::protocol::headers::SURROGATE_CONTROL;
@@ -27,21 +37,32 @@ pub enum CacheSafety {
     Unchanged,
 }
 
-/// Rewrites `headers` according to `safety`, varying on `vary_on`.
-pub(crate) fn make_cache_safe(
-    headers: &mut HeaderMap,
-    safety: CacheSafety,
-    vary_on: &[HeaderName],
-) {
-    match safety {
-        CacheSafety::Unchanged => return,
-        CacheSafety::Private => make_private(headers),
-        CacheSafety::VaryOnly => {}
-    }
-    add_vary(headers, vary_on);
+/// How long a browser may keep a response made private by default: [`CacheSafety::Private`]
+/// caps `max-age`, `stale-while-revalidate` and `stale-if-error` at this.
+pub const DEFAULT_PRIVATE_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// How responses are rewritten: the mode, the headers to vary on, the private cap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CacheRules<'a> {
+    pub(crate) safety: CacheSafety,
+    pub(crate) vary_on: &'a [HeaderName],
+    pub(crate) private_max_age: Duration,
 }
 
-fn make_private(headers: &mut HeaderMap) {
+/// Rewrites `headers` according to `rules`.
+pub(crate) fn make_cache_safe(headers: &mut HeaderMap, rules: CacheRules<'_>) {
+    match rules.safety {
+        CacheSafety::Unchanged => return,
+        CacheSafety::Private => make_private(headers, rules.private_max_age.as_secs()),
+        CacheSafety::VaryOnly => {}
+    }
+    add_vary(headers, rules.vary_on);
+}
+
+/// The directives whose value is a lifetime a private cache would honour.
+const CAPPED_LIFETIMES: [&str; 3] = ["max-age", "stale-while-revalidate", "stale-if-error"];
+
+fn make_private(headers: &mut HeaderMap, cap_secs: u64) {
     let mut directives: Vec<String> = Vec::new();
     for value in headers.get_all(CACHE_CONTROL) {
         // A value that is not text cannot be understood, so it is not kept.
@@ -55,6 +76,9 @@ fn make_private(headers: &mut HeaderMap) {
                 .to_ascii_lowercase();
             match name.as_str() {
                 "public" | "private" | "s-maxage" | "proxy-revalidate" => {}
+                lifetime if CAPPED_LIFETIMES.contains(&lifetime) => {
+                    directives.push(capped(lifetime, directive, cap_secs));
+                }
                 _ => directives.push(directive.to_owned()),
             }
         }
@@ -78,6 +102,18 @@ fn make_private(headers: &mut HeaderMap) {
     if !surrogate_no_store {
         headers.remove(SURROGATE_CONTROL);
     }
+    headers.remove(EXPIRES);
+}
+
+/// `name=<seconds>` no longer than `cap_secs`. A value that is not a number of seconds
+/// (RFC 9111 allows it quoted) is read as longer than any cap: the cap is what a browser gets.
+fn capped(name: &str, directive: &str, cap_secs: u64) -> String {
+    let seconds = directive
+        .split_once('=')
+        .map(|(_, value)| value.trim().trim_matches('"'))
+        .and_then(|value| value.parse::<u64>().ok())
+        .map_or(cap_secs, |seconds| seconds.min(cap_secs));
+    format!("{name}={seconds}")
 }
 
 fn add_vary(headers: &mut HeaderMap, vary_on: &[HeaderName]) {
@@ -127,8 +163,19 @@ mod tests {
         map
     }
 
+    fn make_cache_safe(headers: &mut HeaderMap, safety: CacheSafety, vary_on: &[HeaderName]) {
+        super::make_cache_safe(
+            headers,
+            CacheRules {
+                safety,
+                vary_on,
+                private_max_age: DEFAULT_PRIVATE_MAX_AGE,
+            },
+        );
+    }
+
     #[test]
-    fn electrics_public_initial_response_becomes_private_without_s_maxage() {
+    fn electrics_public_initial_response_becomes_private_for_a_minute_without_s_maxage() {
         let mut map = headers(&[(
             "cache-control",
             "public, max-age=604800, s-maxage=3600, stale-while-revalidate=2629746",
@@ -136,9 +183,66 @@ mod tests {
         make_cache_safe(&mut map, CacheSafety::Private, &[AUTHORIZATION, COOKIE]);
         assert_eq!(
             map[CACHE_CONTROL],
-            "private, max-age=604800, stale-while-revalidate=2629746"
+            "private, max-age=60, stale-while-revalidate=60"
         );
         assert_eq!(map[VARY], "authorization, cookie");
+    }
+
+    #[test]
+    fn shorter_lifetimes_stay_and_the_cap_is_configurable() {
+        let mut map = headers(&[(
+            "cache-control",
+            "public, max-age=5, stale-while-revalidate=5",
+        )]);
+        make_cache_safe(&mut map, CacheSafety::Private, &[]);
+        assert_eq!(
+            map[CACHE_CONTROL],
+            "private, max-age=5, stale-while-revalidate=5"
+        );
+        let mut map = headers(&[(
+            "cache-control",
+            "public, Max-Age=\"604800\", stale-if-error=86400, must-revalidate",
+        )]);
+        super::make_cache_safe(
+            &mut map,
+            CacheRules {
+                safety: CacheSafety::Private,
+                vary_on: &[],
+                private_max_age: Duration::from_secs(10),
+            },
+        );
+        assert_eq!(
+            map[CACHE_CONTROL],
+            "private, max-age=10, stale-if-error=10, must-revalidate"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_lifetime_is_capped_and_expires_is_dropped() {
+        let mut map = headers(&[
+            (
+                "cache-control",
+                "public, max-age=forever, stale-while-revalidate=-1",
+            ),
+            ("expires", "Wed, 01 Jan 2099 00:00:00 GMT"),
+        ]);
+        make_cache_safe(&mut map, CacheSafety::Private, &[]);
+        assert_eq!(
+            map[CACHE_CONTROL],
+            "private, max-age=60, stale-while-revalidate=60"
+        );
+        assert!(map.get(EXPIRES).is_none());
+    }
+
+    #[test]
+    fn vary_only_keeps_electrics_lifetimes() {
+        let mut map = headers(&[
+            ("cache-control", "public, max-age=604800"),
+            ("expires", "x"),
+        ]);
+        make_cache_safe(&mut map, CacheSafety::VaryOnly, &[COOKIE]);
+        assert_eq!(map[CACHE_CONTROL], "public, max-age=604800");
+        assert_eq!(map[EXPIRES], "x");
     }
 
     #[test]

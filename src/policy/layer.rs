@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, TRANSFER_ENCODING};
@@ -19,7 +20,7 @@ use crate::protocol::{QueryPairs, ShapeRequest, SqlLimits, SubsetParams};
 use crate::rejection::Rejection;
 
 use super::body::RequestBody;
-use super::cache::{make_cache_safe, CacheSafety};
+use super::cache::{make_cache_safe, CacheRules, CacheSafety, DEFAULT_PRIVATE_MAX_AGE};
 use super::decision::Policy;
 use super::memo::{WhereMemo, DEFAULT_WHERE_MEMO_CAPACITY};
 use super::rebuild::{rebuild, subset_from_body, subset_to_body};
@@ -39,6 +40,7 @@ struct Config {
     sql_limits: SqlLimits,
     cache_safety: CacheSafety,
     vary_on: Vec<HeaderName>,
+    private_max_age: Duration,
     where_memo: Arc<WhereMemo>,
 }
 
@@ -58,6 +60,7 @@ impl fmt::Debug for ShapeParamPolicyLayer {
             .field("sql_limits", &self.config.sql_limits)
             .field("cache_safety", &self.config.cache_safety)
             .field("vary_on", &self.config.vary_on)
+            .field("private_max_age", &self.config.private_max_age)
             .field("where_memo", &self.config.where_memo)
             .finish_non_exhaustive()
     }
@@ -75,6 +78,7 @@ impl ShapeParamPolicyLayer {
                 sql_limits: SqlLimits::default(),
                 cache_safety: CacheSafety::default(),
                 vary_on: vec![AUTHORIZATION, COOKIE],
+                private_max_age: DEFAULT_PRIVATE_MAX_AGE,
                 where_memo: Arc::new(WhereMemo::new(DEFAULT_WHERE_MEMO_CAPACITY)),
             },
         }
@@ -101,6 +105,18 @@ impl ShapeParamPolicyLayer {
     /// How responses that depend on the principal are made safe for shared caches.
     pub fn cache_safety(mut self, safety: CacheSafety) -> Self {
         self.config.cache_safety = safety;
+        self
+    }
+
+    /// The longest a browser may keep a response made private by [`CacheSafety::Private`]
+    /// (default [`DEFAULT_PRIVATE_MAX_AGE`], 60 s): `max-age`, `stale-while-revalidate` and
+    /// `stale-if-error` are capped at it (whole seconds), and `Expires` is dropped.
+    ///
+    /// Electric gives an initial snapshot a week's `max-age`, right for a CDN in front of
+    /// Electric, whose handles it rotates; a browser keeping that long would replay a handle
+    /// Electric has retired and then sync through 409s.
+    pub fn private_max_age(mut self, max_age: Duration) -> Self {
+        self.config.private_max_age = max_age;
         self
     }
 
@@ -208,7 +224,14 @@ where
                 };
                 let mut response = inner.call(upstream).await?;
                 if depends_on_principal {
-                    make_cache_safe(response.headers_mut(), config.cache_safety, &config.vary_on);
+                    make_cache_safe(
+                        response.headers_mut(),
+                        CacheRules {
+                            safety: config.cache_safety,
+                            vary_on: &config.vary_on,
+                            private_max_age: config.private_max_age,
+                        },
+                    );
                 }
                 Ok(response.map(ResponseBody::inner))
             }),

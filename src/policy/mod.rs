@@ -172,7 +172,7 @@ mod rules;
 
 pub use allow::{HARMLESS_FUNCTIONS, OPERATORS, PLAIN_TYPES};
 pub use body::RequestBody;
-pub use cache::CacheSafety;
+pub use cache::{CacheSafety, DEFAULT_PRIVATE_MAX_AGE};
 pub use decision::{policy_fn, DecisionFuture, Policy, PolicyFn, RowFilter, ShapeDefinition};
 /// The response future of [`ShapeParamPolicy`]: the policy decision (possibly async), the
 /// body read for `POST`, then the inner service's response.

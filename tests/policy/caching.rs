@@ -8,7 +8,7 @@ async fn principal_dependent_responses_are_private_and_vary() {
     let outcome = get("table=items&offset=-1", Some("t1")).await;
     assert_eq!(
         outcome.headers["cache-control"],
-        "private, max-age=604800, stale-while-revalidate=2629746"
+        "private, max-age=60, stale-while-revalidate=60"
     );
     assert_eq!(outcome.headers["vary"], "authorization, cookie");
 
@@ -37,4 +37,32 @@ async fn principal_dependent_responses_are_private_and_vary() {
         ELECTRIC_INITIAL_CACHE_CONTROL
     );
     assert_eq!(outcome.headers["vary"], "cookie");
+}
+
+#[tokio::test]
+async fn a_private_responses_lifetimes_are_capped_at_the_configured_bound() {
+    // Electric's week on a snapshot and month of stale-while-revalidate become ten seconds.
+    let layer =
+        ShapeParamPolicyLayer::new(gateway_policy()).private_max_age(Duration::from_secs(10));
+    let outcome = send_with(
+        layer,
+        request(Method::GET, "table=items&offset=-1", Some("t1"), ""),
+    )
+    .await;
+    assert_eq!(
+        outcome.headers["cache-control"],
+        "private, max-age=10, stale-while-revalidate=10"
+    );
+    // The same for everyone is not private, and keeps Electric's lifetimes.
+    let layer =
+        ShapeParamPolicyLayer::new(gateway_policy()).private_max_age(Duration::from_secs(10));
+    let outcome = send_with(
+        layer,
+        request(Method::GET, "table=announcements&offset=-1", Some("t1"), ""),
+    )
+    .await;
+    assert_eq!(
+        outcome.headers["cache-control"],
+        ELECTRIC_INITIAL_CACHE_CONTROL
+    );
 }
