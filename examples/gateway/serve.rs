@@ -182,29 +182,38 @@ pub(crate) async fn serve(
     }
 }
 
-/// One connection: its protocol decided (ALPN, or a peek for h2c's preface), then served.
+/// One connection: its protocol decided (a peek for h2c's preface, or ALPN), then served.
+///
+/// Each held HTTP/1.1 long-poll keeps this future (its task), so only that path is inline:
+/// HTTP/2 and TLS are boxed, else every plain connection would carry their size (5.6 KiB,
+/// against 1.1 KiB).
 async fn connection<S>(stream: TcpStream, service: S, shared: Arc<Shared>, watcher: Watcher)
 where
-    S: tower::Service<Request<Incoming>, Response = axum::response::Response>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
+    S: HttpService,
 {
-    let Some(acceptor) = &shared.tls else {
-        // A client that sends nothing is a slow-loris too.
-        let detected =
-            tokio::time::timeout(shared.header_read_timeout, starts_with_preface(&stream));
-        if let Ok(Ok(h2)) = detected.await {
-            serve_io(stream, h2, service, &shared, watcher).await;
-        }
-        return;
-    };
+    if shared.tls.is_some() {
+        return Box::pin(tls_connection(stream, service, shared, watcher)).await;
+    }
+    // A client that sends nothing is a slow-loris too.
+    let detected = tokio::time::timeout(shared.header_read_timeout, starts_with_preface(&stream));
+    match detected.await {
+        Ok(Ok(false)) => serve_http1(stream, service, &shared, watcher).await,
+        Ok(Ok(true)) => Box::pin(serve_http2(stream, service, &shared, watcher)).await,
+        Ok(Err(_)) | Err(_) => {}
+    }
+}
+
+/// A TLS connection: the handshake, and for ALPN `h2` the client's preface, within the
+/// handshake timeout; then HTTP/2, or HTTP/1.1 for ALPN `http/1.1` or none (h2 over TLS needs
+/// ALPN, RFC 9113 §3.2).
+async fn tls_connection<S>(stream: TcpStream, service: S, shared: Arc<Shared>, watcher: Watcher)
+where
+    S: HttpService,
+{
+    let Some(acceptor) = &shared.tls else { return };
     let established = tokio::time::timeout(shared.handshake_timeout, async {
         let stream = acceptor.accept(stream).await?;
         if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
-            // ALPN `http/1.1`, or none: HTTP/1.1 (h2 over TLS needs ALPN, RFC 9113 §3.2).
             return Ok::<_, io::Error>(Err(stream));
         }
         // hyper's h2 server has no timeout of its own for the preface, nor pings before it.
@@ -221,36 +230,60 @@ where
     })
     .await;
     match established {
-        Ok(Ok(Ok(h2))) => serve_io(h2, true, service, &shared, watcher).await,
-        Ok(Ok(Err(http1))) => serve_io(http1, false, service, &shared, watcher).await,
+        Ok(Ok(Ok(h2))) => serve_http2(h2, service, &shared, watcher).await,
+        Ok(Ok(Err(http1))) => serve_http1(http1, service, &shared, watcher).await,
         Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
         Err(_) => tracing::debug!("TLS handshake timed out"),
     }
 }
 
-/// Serves one established connection with hyper's HTTP/2 (`h2`) or HTTP/1.1 server.
-async fn serve_io<I, S>(io: I, h2: bool, service: S, shared: &Shared, watcher: Watcher)
+/// What a connection serves: the router with the peer's `ConnectInfo`.
+trait HttpService:
+    tower::Service<
+        Request<Incoming>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: tower::Service<
+            Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+async fn serve_http1<I, S>(io: I, service: S, shared: &Shared, watcher: Watcher)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: tower::Service<Request<Incoming>, Response = axum::response::Response>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
+    S: HttpService,
 {
-    let io = TokioIo::new(io);
-    let service = TowerToHyperService::new(service);
-    let result = if h2 {
-        watcher
-            .watch(shared.http2.serve_connection(io, service))
-            .await
-    } else {
-        watcher
-            .watch(shared.http1.serve_connection(io, service))
-            .await
-    };
-    if let Err(error) = result {
+    let connection = shared
+        .http1
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+async fn serve_http2<I, S>(io: I, service: S, shared: &Shared, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: HttpService,
+{
+    let connection = shared
+        .http2
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    if let Err(error) = watcher.watch(connection).await {
         tracing::debug!(%error, "connection ended with an error");
     }
 }
