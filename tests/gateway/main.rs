@@ -16,7 +16,8 @@
 //!   titles encrypted at rest and decrypted per tenant, live updates per tenant, refusals, and
 //!   the write path. The encryption example's flow (`examples/encryption/demo.rs`) runs here.
 //! - Issue 18: the example's serving code (`examples/gateway/serve.rs`): HTTP/1.1, h2c and TLS
-//!   with ALPN, many live shapes on one HTTP/2 connection, slow clients, graceful shutdown.
+//!   with ALPN, many live shapes on one HTTP/2 connection, slow clients, graceful shutdown; and
+//!   compression to clients after the body transform.
 
 #[path = "../../examples/gateway/app.rs"]
 mod app;
@@ -190,6 +191,7 @@ fn ids(reply: &Reply) -> Vec<i64> {
 // The tests, by what they exercise. Declared after `both_ways!` so that they can use it.
 mod api_token;
 mod authorizing_proxy;
+mod compression;
 mod example_gateway;
 mod no_leak;
 mod serving;
