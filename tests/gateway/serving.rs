@@ -252,15 +252,15 @@ pub(super) async fn read(response: Response<Incoming>) -> (Version, Reply) {
 }
 
 /// A TLS server for `localhost` issued by a CA made for the test, loaded by `serve.rs` from
-/// PEM files as `TLS_CERT_FILE` and `TLS_KEY_FILE` are.
-fn tls_config(ca: &Ca) -> ServeConfig {
+/// PEM files as `TLS_CERT_FILE` and `TLS_KEY_FILE` are; `config`'s timeouts.
+fn tls_config(ca: &Ca, config: ServeConfig) -> ServeConfig {
     let identity = ca.server(&["localhost"]);
     let dir = TempDir::new("gateway-serving");
     let cert = dir.write("cert.pem", &identity.cert_pem);
     let key = dir.write("key.pem", &identity.key_pem);
     ServeConfig {
         tls: Some(serve::tls_acceptor(&cert, &key).unwrap()),
-        ..quick()
+        ..config
     }
 }
 
@@ -373,7 +373,7 @@ async fn twenty_live_long_polls_are_held_at_once_on_one_h2_connection() {
 #[tokio::test]
 async fn tls_negotiates_h2_or_http1_by_alpn() {
     let ca = Ca::new("gateway test CA");
-    let served = Served::start(holding(), tls_config(&ca)).await;
+    let served = Served::start(holding(), tls_config(&ca, ServeConfig::default())).await;
     for (offered, negotiated, expected) in [
         (&[&b"h2"[..], b"http/1.1"][..], &b"h2"[..], Version::HTTP_2),
         (&[&b"http/1.1"[..]][..], &b"http/1.1"[..], Version::HTTP_11),
@@ -430,7 +430,7 @@ async fn a_slow_loris_is_closed_after_the_header_timeout() {
 #[tokio::test]
 async fn a_tls_client_that_stalls_its_handshake_or_preface_is_dropped() {
     let ca = Ca::new("gateway test CA");
-    let served = Served::start(holding(), tls_config(&ca)).await;
+    let served = Served::start(holding(), tls_config(&ca, quick())).await;
     // A TCP connection that never sends its ClientHello.
     let mut silent = TcpStream::connect(served.addr).await.unwrap();
     until_closed(&mut silent).await;
