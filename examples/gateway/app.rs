@@ -3,9 +3,9 @@
 //!
 //! `/v1/shape`, outermost first: CORS (the only CORS policy: Electric's own CORS headers are
 //! removed from its responses) → [`IpAllowLayer`] → demo auth (a [`Tenant`] into the
-//! extensions) → [`ShapeParamPolicyLayer`] → [`BodyTransformLayer`] (decrypt the tenant's
-//! encrypted columns; left out when the gateway has no tenant keys, so that values pass as
-//! stored) → [`ApiTokenLayer`] (inject Electric's secret, and Electric Cloud's `source_id`)
+//! extensions) → [`ShapeParamPolicyLayer`] → [`CompressionLayer`] (gzip or br to clients that
+//! accept them) → [`BodyTransformLayer`] (decrypt the tenant's encrypted columns; left out when
+//! the gateway has no tenant keys, so that values pass as stored) → [`ApiTokenLayer`] (inject Electric's secret, and Electric Cloud's `source_id`)
 //! → [`ElectricUpstream`].
 //! The secret is added innermost, so no layer (nor a transform's setup, which sees the request)
 //! ever holds a URI with Electric's secret in it.
@@ -39,6 +39,7 @@ use tower_electric::testing::{ElectricStandIn, Row};
 use tower_electric::token::{ApiTokenLayer, InjectSecret, RequireToken};
 use tower_electric::transform::JsonBody;
 use tower_electric::{BodyTransformLayer, ElectricUpstream, RequestBodyTransformLayer};
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::columns::{Tenant, TenantKeys};
@@ -114,6 +115,7 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
         .layer(ip_allow.clone())
         .layer(auth.clone())
         .layer(ShapeParamPolicyLayer::new(policy))
+        .layer(compression())
         .layer(decrypt)
         .layer(ApiTokenLayer::inject(config.secret.clone()))
         .service(upstream.clone());
@@ -174,6 +176,21 @@ fn tenant(parts: &Parts) -> Option<Vec<String>> {
         .extensions
         .get::<Tenant>()
         .map(|tenant| vec![tenant.0.clone()])
+}
+
+/// gzip or br, as the client accepts, of what the transform wrote: inside it the body is the
+/// identity bytes the transform asked Electric for (`accept-encoding: identity`). Inside the
+/// policy, so that its `Vary` (the credential headers) and this layer's `accept-encoding` end
+/// up in one merged `Vary`. A held long-poll costs nothing here: the encoder is made when
+/// Electric answers.
+///
+/// tower-http's default predicate leaves `text/event-stream` alone, and it must: a compressor
+/// holds bytes back until it has enough to compress, and an SSE frame has to go out as it is
+/// written (and so do Electric's keep-alive comments). It also skips tiny bodies and responses
+/// Electric compressed itself (a gateway without keys forwards the client's `accept-encoding`).
+fn compression() -> CompressionLayer {
+    // gzip and br: the codecs of the features this example enables.
+    CompressionLayer::new()
 }
 
 /// CORS for browser clients: any origin, `Authorization` allowed, Electric's headers exposed.

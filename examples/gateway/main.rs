@@ -6,7 +6,12 @@
 //! ```
 //!
 //! Configuration (environment):
-//! - `LISTEN_ADDR` (default `127.0.0.1:3001`): where the gateway listens.
+//! - `LISTEN_ADDR` (default `127.0.0.1:3001`): where the gateway listens. It serves HTTP/1.1
+//!   and HTTP/2 there (`serve.rs`): a browser's live shapes then share one connection instead
+//!   of queueing behind its 6 HTTP/1.1 connections per origin.
+//! - `TLS_CERT_FILE`, `TLS_KEY_FILE`: PEM files of the gateway's certificate (chain) and key.
+//!   Both set: it serves HTTPS only, ALPN `h2` or `http/1.1`. Neither: plain HTTP/1.1 and h2c
+//!   (HTTP/2 with prior knowledge, for a TLS-terminating proxy in front). Both or neither.
 //! - `ELECTRIC_URL`: Electric's base URL, `http://` or `https://` (verified against Mozilla's
 //!   roots, plus `ELECTRIC_CA_FILE`; for Electric Cloud, `https://api.electric-sql.cloud`).
 //!   Set, the gateway decrypts nothing unless `TENANT_KEYS` is set too: values pass as
@@ -47,20 +52,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod app;
 #[path = "../encryption/columns.rs"]
 mod columns;
+mod serve;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use axum::Router;
-use http::Request;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tower::ServiceExt;
 use tower_electric::ip::IpLists;
 use tower_electric::testing::ElectricStandIn;
 use tower_electric::token::{InjectSecret, RequireToken};
@@ -78,6 +73,8 @@ async fn main() -> Result<(), BoxError> {
         .init();
 
     let listen: SocketAddr = env_or("LISTEN_ADDR", "127.0.0.1:3001").parse()?;
+    let tls = gateway_tls()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let tokens = app::parse_tokens(&env_or(
         "GATEWAY_TOKENS",
         "alice-token=acme,bob-token=globex",
@@ -152,116 +149,23 @@ async fn main() -> Result<(), BoxError> {
         .map(|(t, tenant)| format!("{t} → {tenant}"))
         .collect();
     demo.sort();
-    println!("Gateway on http://{local} in front of {electric_url}");
+    println!("Gateway on {scheme}://{local} in front of {electric_url}");
     println!("Demo tokens (demo only): {}", demo.join(", "));
     println!("Try:");
-    println!("  curl -i 'http://{local}/v1/shape?table=items&offset=-1' -H 'Authorization: Bearer alice-token'");
-    println!("  curl -i 'http://{local}/v1/shape?table=items&offset=-1&where=done%20%3D%20false' -H 'Authorization: Bearer bob-token'");
-    println!("  curl -i 'http://{local}/v1/shape?table=items&offset=-1&columns=id,internal_note' -H 'Authorization: Bearer alice-token'   # 403");
-    println!("  curl -i 'http://{local}/v1/shape?table=items&offset=-1'   # 401");
+    println!("  curl -i '{scheme}://{local}/v1/shape?table=items&offset=-1' -H 'Authorization: Bearer alice-token'");
+    println!("  curl -i '{scheme}://{local}/v1/shape?table=items&offset=-1&where=done%20%3D%20false' -H 'Authorization: Bearer bob-token'");
+    println!("  curl -i '{scheme}://{local}/v1/shape?table=items&offset=-1&columns=id,internal_note' -H 'Authorization: Bearer alice-token'   # 403");
+    println!("  curl -i '{scheme}://{local}/v1/shape?table=items&offset=-1'   # 401");
     if stand_in.is_some() {
-        println!("  curl -i 'http://{local}/api/items' -H 'Authorization: Bearer alice-token' -H 'content-type: application/json' -d '{{\"id\": 10, \"title\": \"Written through the gateway\"}}'");
+        println!("  curl -i '{scheme}://{local}/api/items' -H 'Authorization: Bearer alice-token' -H 'content-type: application/json' -d '{{\"id\": 10, \"title\": \"Written through the gateway\"}}'");
     }
 
-    serve(listener, router).await;
+    let config = serve::ServeConfig {
+        tls,
+        ..serve::ServeConfig::default()
+    };
+    serve::serve(listener, router, config, serve::shutdown_signal()).await;
     Ok(())
-}
-
-/// Serves `router` over HTTP/1.1 until Ctrl-C or SIGTERM, then stops accepting and waits up to
-/// [`SHUTDOWN_GRACE`] for the open requests (a held long-poll ends within Electric's 20 s, an
-/// SSE stream within its 60 s).
-///
-/// Not `axum::serve`: it reads the first bytes of every connection to detect HTTP/2 before
-/// hyper sees them, and hyper's read buffer then grows from 8 to 16 KiB on every connection, a
-/// cost each held long-poll pays. Browsers reach a gateway through TLS terminated in front of
-/// it, so plain HTTP/1.1 is all this one serves, without upgrades (no WebSocket routes here).
-/// Headers must arrive within 30 s (slow-loris).
-async fn serve(listener: TcpListener, router: Router) {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            // A peer that gave up before the accept: nothing to wait for.
-            Err(error) if is_connection_error(&error) => continue,
-            Err(error) => {
-                // Out of descriptors, most likely: wait for some to be released.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        // Shape responses and SSE frames are small writes: send them without waiting for acks.
-        let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
-        let connection = graceful
-            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    println!(
-        "Shutting down: waiting for {} open connections",
-        graceful.count()
-    );
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        println!("Open connections still busy after {SHUTDOWN_GRACE:?}; stopping anyway");
-    }
-}
-
-/// How long a shutdown waits for open requests: past Electric's 60 s SSE window.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(65);
-
-/// Errors of one incoming connection, not of the listener.
-fn is_connection_error(error: &std::io::Error) -> bool {
-    matches!(
-        error.kind(),
-        std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::ConnectionRefused
-    )
-}
-
-/// Ctrl-C, or SIGTERM where there is one.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }
 
 /// `ELECTRIC_CA_FILE`, `ELECTRIC_CLIENT_CERT` and `ELECTRIC_CLIENT_KEY`.
@@ -280,6 +184,18 @@ fn upstream_tls() -> Result<app::UpstreamTls, BoxError> {
         ca_file: std::env::var_os("ELECTRIC_CA_FILE").map(Into::into),
         client_identity,
     })
+}
+
+/// `TLS_CERT_FILE` and `TLS_KEY_FILE`.
+fn gateway_tls() -> Result<Option<tokio_rustls::TlsAcceptor>, BoxError> {
+    match (
+        std::env::var_os("TLS_CERT_FILE"),
+        std::env::var_os("TLS_KEY_FILE"),
+    ) {
+        (Some(cert), Some(key)) => Ok(Some(serve::tls_acceptor(cert.as_ref(), key.as_ref())?)),
+        (None, None) => Ok(None),
+        _ => Err("set both TLS_CERT_FILE and TLS_KEY_FILE, or neither".into()),
+    }
 }
 
 fn env_or(name: &str, default: &str) -> String {

@@ -15,6 +15,9 @@
 //! - Issue 7 and the example gateway: the whole router of `examples/gateway/app.rs` on TCP,
 //!   titles encrypted at rest and decrypted per tenant, live updates per tenant, refusals, and
 //!   the write path. The encryption example's flow (`examples/encryption/demo.rs`) runs here.
+//! - Issue 18: the example's serving code (`examples/gateway/serve.rs`): HTTP/1.1, h2c and TLS
+//!   with ALPN, many live shapes on one HTTP/2 connection, slow clients, graceful shutdown; and
+//!   compression to clients after the body transform.
 
 #[path = "../../examples/gateway/app.rs"]
 mod app;
@@ -22,6 +25,10 @@ mod app;
 mod columns;
 #[path = "../../examples/encryption/demo.rs"]
 mod demo;
+#[path = "../../examples/gateway/serve.rs"]
+mod serve;
+#[path = "../support/tls.rs"]
+mod tls;
 #[path = "../support/where_clause.rs"]
 mod where_clause;
 
@@ -184,5 +191,7 @@ fn ids(reply: &Reply) -> Vec<i64> {
 // The tests, by what they exercise. Declared after `both_ways!` so that they can use it.
 mod api_token;
 mod authorizing_proxy;
+mod compression;
 mod example_gateway;
 mod no_leak;
+mod serving;
