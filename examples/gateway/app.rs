@@ -1,7 +1,8 @@
 //! The gateway's router, shared by `cargo run --example gateway`, the encryption example and
 //! the end-to-end tests.
 //!
-//! `/v1/shape`, outermost first: CORS (the only CORS policy: Electric's own CORS headers are
+//! `/v1/shape`, outermost first: [`TelemetryLayer`] (a span per request, the request
+//! metrics) → CORS (the only CORS policy: Electric's own CORS headers are
 //! removed from its responses) → [`IpAllowLayer`] → demo auth (a [`Tenant`] into the
 //! extensions) → [`ShapeParamPolicyLayer`] → [`BodyTransformLayer`] (decrypt the tenant's
 //! encrypted columns; left out when the gateway has no tenant keys, so that values pass as
@@ -38,7 +39,9 @@ use tower_electric::rejection::Rejection;
 use tower_electric::testing::{ElectricStandIn, Row};
 use tower_electric::token::{ApiTokenLayer, InjectSecret, RequireToken};
 use tower_electric::transform::JsonBody;
-use tower_electric::{BodyTransformLayer, ElectricUpstream, RequestBodyTransformLayer};
+use tower_electric::{
+    BodyTransformLayer, ElectricUpstream, RequestBodyTransformLayer, TelemetryLayer,
+};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::columns::{Tenant, TenantKeys};
@@ -109,6 +112,7 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
         None => Either::Right(MapResponseLayer::new(into_body)),
     };
     let shape = ServiceBuilder::new()
+        .layer(TelemetryLayer::new())
         .layer(cors())
         .map_response(without_upstream_cors)
         .layer(ip_allow.clone())

@@ -34,6 +34,9 @@
 //!   stand-in each tenant gets a random key for this run.
 //! - `ALLOW_CIDRS` (default `127.0.0.0/8,::1/128`), `TRUSTED_PROXIES` (default empty): the
 //!   network rule; forwarding headers are read only from trusted proxies.
+//! - `METRICS_ADDR` (default `127.0.0.1:9464`; `off` for none): where Prometheus scrapes
+//!   `GET /metrics` (see `metrics.rs`), a listener apart from `LISTEN_ADDR` so that the
+//!   public port never serves it. Keep it on a private interface.
 //! - `GATEWAY_REQUIRE_TOKEN`: if set, `/internal/v1/shape` serves trusted callers (server-side
 //!   sync jobs) that present one of these comma-separated tokens, without the tenant policy.
 #![allow(clippy::print_stdout)]
@@ -47,6 +50,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod app;
 #[path = "../encryption/columns.rs"]
 mod columns;
+mod metrics;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -78,6 +82,7 @@ async fn main() -> Result<(), BoxError> {
         .init();
 
     let listen: SocketAddr = env_or("LISTEN_ADDR", "127.0.0.1:3001").parse()?;
+    metrics::serve_from_env().await?;
     let tokens = app::parse_tokens(&env_or(
         "GATEWAY_TOKENS",
         "alice-token=acme,bob-token=globex",
