@@ -198,7 +198,11 @@ pub(crate) fn asks_flag(raw: &str, key: &str) -> bool {
             true => decode_component(name).is_ok_and(|name| name == key),
             false => *name == key,
         })
-        .any(|(_, value)| decode_component(value).map_or(true, |value| value != "false"))
+        .any(|(_, value)| match value.contains(['%', '+']) {
+            true => decode_component(value).map_or(true, |value| value != "false"),
+            // No escape: compared as it is, without decoding into a new string.
+            false => value != "false",
+        })
 }
 
 /// Decodes one key or value: `+` is a space, `%XX` a byte; the result must be UTF-8.
