@@ -55,7 +55,8 @@ pub mod field {
 /// The names of the metrics and of their labels. Label values are fixed sets of words,
 /// never client text.
 pub mod metric {
-    /// Counter: requests by `outcome` (`forwarded`: Electric answered; `refused`: a
+    /// Counter: requests by `outcome` (`forwarded`: answered with no refusal of this crate,
+    /// by Electric or by a layer inside such as CORS for a preflight; `refused`: a
     /// refusal of this crate before or instead of forwarding; `failed`: this crate's
     /// 502/504 after forwarding; `error`: the inner service failed).
     pub const REQUESTS: &str = "tower_electric_requests_total";
