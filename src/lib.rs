@@ -113,6 +113,8 @@
 //! - `jwt` (feature `jwt`): `JwtLayer`, bearer JWTs verified into claims.
 //! - `revocation` (feature `revocation`): `Revocations` and `RevocationLayer`, cutting a
 //!   principal off, held live requests included.
+//! - [`telemetry`]: [`TelemetryLayer`], a `tracing` span per shape request and the request
+//!   metrics; the names of every span field and metric the crate records.
 //! - [`rejection`]: the one refusal type: status plus Electric-shaped JSON body.
 //! - [`body`]: the body of layers that can answer by themselves.
 //!
@@ -128,6 +130,8 @@
 //! - `jwt`: `JwtLayer` (HS256, RS256, ES256; PEM keys, JWKS files and `http://` URLs), with
 //!   `jsonwebtoken`'s pure-Rust backend.
 //! - `revocation`: `Revocations` and `RevocationLayer`.
+//! - `metrics` (default): metrics through the `metrics` facade (no exporter: install your
+//!   recorder); off, the recording calls compile to nothing.
 //!
 //! [tower]: https://docs.rs/tower
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -138,12 +142,14 @@ mod future;
 pub mod ip;
 #[cfg(feature = "jwt")]
 pub mod jwt;
+mod observe;
 pub mod policy;
 pub mod protocol;
 pub mod rejection;
 #[cfg(feature = "revocation")]
 pub mod revocation;
 mod secret;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
@@ -156,6 +162,7 @@ pub use ip::IpAllowLayer;
 pub use jwt::JwtLayer;
 pub use policy::ShapeParamPolicyLayer;
 pub use secret::SecretString;
+pub use telemetry::TelemetryLayer;
 pub use token::ApiTokenLayer;
 pub use transform::{BodyTransformLayer, RequestBodyTransformLayer};
 #[cfg(feature = "proxy")]

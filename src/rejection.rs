@@ -59,6 +59,21 @@ impl RejectionKind {
         }
     }
 
+    /// The kind's stable snake_case name (`invalid_request`, `forbidden`, `bad_gateway`, ...),
+    /// as span fields and metric labels carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UriTooLong => "uri_too_long",
+            Self::BadGateway => "bad_gateway",
+            Self::GatewayTimeout => "gateway_timeout",
+        }
+    }
+
     /// The default top-level message for this kind, as Electric words its own.
     pub fn default_message(self) -> &'static str {
         match self {

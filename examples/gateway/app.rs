@@ -1,12 +1,13 @@
 //! The gateway's router, shared by `cargo run --example gateway`, the encryption example and
 //! the end-to-end tests.
 //!
-//! `/v1/shape`, outermost first: CORS (the only CORS policy: Electric's own CORS headers are
-//! removed from its responses) → [`IpAllowLayer`] → demo auth (a [`Tenant`] into the
-//! extensions) → [`ShapeParamPolicyLayer`] → [`CompressionLayer`] (gzip or br to clients that
-//! accept them) → [`BodyTransformLayer`] (decrypt the tenant's encrypted columns; left out when
-//! the gateway has no tenant keys, so that values pass as stored) → [`ApiTokenLayer`] (inject Electric's secret, and Electric Cloud's `source_id`)
-//! → [`ElectricUpstream`].
+//! `/v1/shape`, outermost first: [`TelemetryLayer`] (a span per request, the request
+//! metrics) → CORS (the only CORS policy: Electric's own CORS headers are removed from its
+//! responses) → [`IpAllowLayer`] → demo auth (a [`Tenant`] into the extensions) →
+//! [`ShapeParamPolicyLayer`] → [`CompressionLayer`] (gzip or br to clients that accept them) →
+//! [`BodyTransformLayer`] (decrypt the tenant's encrypted columns; left out when the gateway
+//! has no tenant keys, so that values pass as stored) → [`ApiTokenLayer`] (inject Electric's
+//! secret, and Electric Cloud's `source_id`) → [`ElectricUpstream`].
 //! The secret is added innermost, so no layer (nor a transform's setup, which sees the request)
 //! ever holds a URI with Electric's secret in it.
 //!
@@ -38,7 +39,9 @@ use tower_electric::rejection::Rejection;
 use tower_electric::testing::{ElectricStandIn, Row};
 use tower_electric::token::{ApiTokenLayer, InjectSecret, RequireToken};
 use tower_electric::transform::JsonBody;
-use tower_electric::{BodyTransformLayer, ElectricUpstream, RequestBodyTransformLayer};
+use tower_electric::{
+    BodyTransformLayer, ElectricUpstream, RequestBodyTransformLayer, TelemetryLayer,
+};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -110,6 +113,7 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
         None => Either::Right(MapResponseLayer::new(into_body)),
     };
     let shape = ServiceBuilder::new()
+        .layer(TelemetryLayer::new())
         .layer(cors())
         .map_response(without_upstream_cors)
         .layer(ip_allow.clone())

@@ -39,6 +39,9 @@
 //!   stand-in each tenant gets a random key for this run.
 //! - `ALLOW_CIDRS` (default `127.0.0.0/8,::1/128`), `TRUSTED_PROXIES` (default empty): the
 //!   network rule; forwarding headers are read only from trusted proxies.
+//! - `METRICS_ADDR` (default `127.0.0.1:9464`; `off` for none): where Prometheus scrapes
+//!   `GET /metrics` (see `metrics.rs`), a listener apart from `LISTEN_ADDR` so that the
+//!   public port never serves it. Keep it on a private interface.
 //! - `GATEWAY_REQUIRE_TOKEN`: if set, `/internal/v1/shape` serves trusted callers (server-side
 //!   sync jobs) that present one of these comma-separated tokens, without the tenant policy.
 #![allow(clippy::print_stdout)]
@@ -52,6 +55,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod app;
 #[path = "../encryption/columns.rs"]
 mod columns;
+mod metrics;
 mod serve;
 
 use std::net::SocketAddr;
@@ -75,6 +79,7 @@ async fn main() -> Result<(), BoxError> {
     let listen: SocketAddr = env_or("LISTEN_ADDR", "127.0.0.1:3001").parse()?;
     let tls = gateway_tls()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    metrics::serve_from_env().await?;
     let tokens = app::parse_tokens(&env_or(
         "GATEWAY_TOKENS",
         "alice-token=acme,bob-token=globex",

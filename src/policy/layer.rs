@@ -15,6 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
+use crate::observe;
 use crate::protocol::query::{with_query, DEFAULT_MAX_QUERY_LEN};
 use crate::protocol::{QueryPairs, ShapeRequest, SqlLimits, SubsetParams};
 use crate::rejection::Rejection;
@@ -211,8 +212,12 @@ where
                     return Ok(response.map(ResponseBody::inner));
                 }
                 let (upstream, depends_on_principal) = match authorize(&config, request).await {
-                    Ok(authorized) => authorized,
+                    Ok(authorized) => {
+                        observe::record_decision(true);
+                        authorized
+                    }
                     Err(rejection) => {
+                        observe::record_decision(false);
                         tracing::info!(
                             status = rejection.status().as_u16(),
                             reason = rejection.message(),
@@ -258,6 +263,7 @@ where
     let raw_query = parts.uri.query().unwrap_or_default();
     let mut client =
         ShapeRequest::from_pairs(QueryPairs::parse_limited(raw_query, config.max_query_len)?)?;
+    observe::record_live(client.live, client.live_sse);
     if is_post {
         let subset = read_subset_body(&parts, body, config.max_body_len).await?;
         if client.subset.is_present() && subset.is_present() {
@@ -283,6 +289,8 @@ where
             .with_field_error("subset", "subsets are not allowed for this shape"));
     }
     let mut upstream = rebuild(&client, &definition, config.sql_limits, &config.where_memo)?;
+    // The server-owned table the policy allowed, never the text a refused client sent.
+    observe::record_shape(&definition.table, upstream.subset.is_present());
     tracing::debug!(
         table = %definition.table,
         client_where = client.where_clause.is_some(),

@@ -187,12 +187,22 @@ pub(crate) fn single_value(raw: &str, key: &str) -> Option<String> {
 /// does not decode, or any live copy among repeated ones, counts as live: a reader that holds
 /// back non-live responses then never holds back one Electric would keep open.
 pub(crate) fn asks_live(raw: &str) -> bool {
+    asks_flag(raw, "live")
+}
+
+/// Whether a raw query sets the boolean `key` (`live`, `live_sse`) as Electric reads it: any
+/// value but the literal `false` is true; an undecodable or repeated live copy counts as true.
+pub(crate) fn asks_flag(raw: &str, key: &str) -> bool {
     raw_pairs(raw)
         .filter(|(name, _)| match name.contains(['%', '+']) {
-            true => decode_component(name).is_ok_and(|name| name == "live"),
-            false => *name == "live",
+            true => decode_component(name).is_ok_and(|name| name == key),
+            false => *name == key,
         })
-        .any(|(_, value)| decode_component(value).map_or(true, |value| value != "false"))
+        .any(|(_, value)| match value.contains(['%', '+']) {
+            true => decode_component(value).map_or(true, |value| value != "false"),
+            // No escape: compared as it is, without decoding into a new string.
+            false => value != "false",
+        })
 }
 
 /// Decodes one key or value: `+` is a space, `%XX` a byte; the result must be UTF-8.

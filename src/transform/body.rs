@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use super::message::{self, Parsed, Relation};
 use super::split::{Framing, OnMessage, Outcome, Splitter};
 use super::{BoxError, MessageTransform, TransformError};
+use crate::observe::metrics::{count_transform_failure, TransformMeter};
 
 pin_project! {
     /// The inner body, passed through or transformed message by message, or a refusal the
@@ -52,6 +53,8 @@ struct Engine<M> {
     /// The most output [`Transforming::poll_first`] queues before it stops waiting.
     hold_limit: usize,
     done: bool,
+    /// The bytes metric's handles, looked up once per response.
+    meter: TransformMeter,
 }
 
 impl<B, M> fmt::Debug for ResponseBody<B, M> {
@@ -99,6 +102,7 @@ impl<B, M> Transforming<B, M> {
                 trailers: None,
                 hold_limit: max_message_bytes,
                 done: false,
+                meter: TransformMeter::new(),
             }),
         }
     }
@@ -138,7 +142,10 @@ where
         let engine = &mut self.engine;
         let result = match ready!(self.body.as_mut().poll_frame(cx)) {
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(chunk) => engine.push(&chunk),
+                Ok(chunk) => {
+                    engine.meter.bytes_in(chunk.len());
+                    engine.push(&chunk)
+                }
                 // Trailers come after the last data frame: pass them on.
                 Err(frame) => {
                     engine.trailers = frame.into_trailers().ok();
@@ -281,6 +288,7 @@ where
             KindProj::Transform { transforming } => loop {
                 let engine = &mut transforming.engine;
                 if let Some(frame) = engine.splitter.output.pop() {
+                    engine.meter.bytes_out(frame.len());
                     return Poll::Ready(Some(Ok(Frame::data(frame))));
                 }
                 if let Some(trailers) = engine.trailers.take() {
@@ -291,6 +299,7 @@ where
                 }
                 if let Err(error) = ready!(transforming.poll_read(cx)) {
                     tracing::warn!(%error, "shape log transform ended the response");
+                    count_transform_failure(super::future::class_of(&error).label);
                     return Poll::Ready(Some(Err(error)));
                 }
             },

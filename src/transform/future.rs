@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use super::body::Transforming;
 use super::split::Framing;
 use super::{BoxError, MessageTransform, ResponseBody, ShapeTransform, TransformError};
+use crate::observe::metrics::count_transform_failure;
 use crate::protocol::headers::ELECTRIC_SCHEMA;
 use crate::protocol::query::{asks_live, single_value};
 use crate::protocol::TableName;
@@ -96,6 +97,7 @@ fn decide(request: &http::request::Parts, response: &http::response::Parts) -> D
         .any(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"identity"));
     if compressed {
         tracing::warn!("upstream answered with a compressed shape log; refusing it");
+        count_transform_failure("compressed");
         return Decision::Refuse(
             Rejection::bad_gateway()
                 .with_message("Bad gateway: the upstream response is compressed, the body transform needs identity encoding"),
@@ -129,22 +131,41 @@ fn holds_head(request: &http::request::Parts, framing: Framing) -> bool {
 
 /// The `502` for a transform that failed before any byte of the body was sent: it names the
 /// class of the failure, never the error's text (which may quote a value or an internal
-/// address; that goes to the log, at the call site).
-fn cannot_transform(class: &str) -> Rejection {
+/// address; that goes to the log, at the call site). Counted in the failures metric.
+fn cannot_transform(class: Class) -> Rejection {
+    count_transform_failure(class.label);
     Rejection::bad_gateway().with_message(format!(
-        "Bad gateway: the response body could not be transformed: {class}"
+        "Bad gateway: the response body could not be transformed: {}",
+        class.text
     ))
 }
 
-/// The class of a body error, as a refusal names it.
-fn class_of(error: &TransformError) -> &'static str {
-    match error {
-        TransformError::Upstream(_) => "upstream body failed",
-        TransformError::MessageTooLarge { .. } => "message too large",
-        TransformError::Malformed { .. } => "malformed message",
-        TransformError::Truncated => "truncated body",
-        TransformError::Transform(_) => "transform failed",
-    }
+/// A failure's class: as a refusal names it, and as the failures metric labels it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Class {
+    text: &'static str,
+    pub(super) label: &'static str,
+}
+
+const SETUP_FAILED: Class = Class {
+    text: "setup failed",
+    label: "setup_failed",
+};
+const SCHEMA_REWRITE_FAILED: Class = Class {
+    text: "schema rewrite failed",
+    label: "schema_rewrite_failed",
+};
+
+/// The class of a body error.
+pub(super) fn class_of(error: &TransformError) -> Class {
+    let (text, label) = match error {
+        TransformError::Upstream(_) => ("upstream body failed", "upstream_body_failed"),
+        TransformError::MessageTooLarge { .. } => ("message too large", "message_too_large"),
+        TransformError::Malformed { .. } => ("malformed message", "malformed_message"),
+        TransformError::Truncated => ("truncated body", "truncated_body"),
+        TransformError::Transform(_) => ("transform failed", "transform_failed"),
+    };
+    Class { text, label }
 }
 
 /// The shape's table from the request's `table` parameter, for messages without a relation;
@@ -239,13 +260,13 @@ where
                         Ok(messages) => messages,
                         Err(error) => {
                             tracing::warn!(%error, "body transform setup failed");
-                            let rejection = cannot_transform("setup failed");
+                            let rejection = cannot_transform(SETUP_FAILED);
                             return Poll::Ready(Ok(rejection.into_response()));
                         }
                     };
                     if let Err(error) = rewrite_schema(&mut parts.headers, &mut messages) {
                         tracing::warn!(%error, "electric-schema rewrite failed");
-                        let rejection = cannot_transform("schema rewrite failed");
+                        let rejection = cannot_transform(SCHEMA_REWRITE_FAILED);
                         return Poll::Ready(Ok(rejection.into_response()));
                     }
                     parts.headers.remove(CONTENT_LENGTH);

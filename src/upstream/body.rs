@@ -13,6 +13,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::ErrorChain;
 use crate::body::ResponseBody as EitherBody;
+use crate::observe::metrics::LiveGuard;
 
 /// A boxed error, as the body carries an upstream failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -44,13 +45,21 @@ pin_project! {
     pub struct ResponseBody {
         #[pin]
         inner: EitherBody<IdleTimeout<Incoming>>,
+        // A live response's place in the held-requests gauge: released when the body ends,
+        // fails or is dropped (a client that went away).
+        live: Option<LiveGuard>,
     }
 }
 
 impl ResponseBody {
-    pub(super) fn upstream(body: Incoming, idle_timeout: Duration) -> Self {
+    pub(super) fn upstream(
+        body: Incoming,
+        idle_timeout: Duration,
+        live: Option<LiveGuard>,
+    ) -> Self {
         Self {
             inner: EitherBody::inner(IdleTimeout::new(body, idle_timeout)),
+            live,
         }
     }
 }
@@ -59,6 +68,7 @@ impl From<Bytes> for ResponseBody {
     fn from(data: Bytes) -> Self {
         Self {
             inner: EitherBody::full(data),
+            live: None,
         }
     }
 }
@@ -71,7 +81,12 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        self.project().inner.poll_frame(cx)
+        let this = self.project();
+        let frame = this.inner.poll_frame(cx);
+        if let Poll::Ready(None | Some(Err(_))) = frame {
+            *this.live = None;
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

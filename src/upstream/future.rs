@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::Response;
 use hyper::body::Incoming;
@@ -14,7 +14,37 @@ use tokio::time::Sleep;
 
 use super::headers::remove_hop_by_hop;
 use super::{ErrorChain, ResponseBody};
+use crate::observe::metrics::{upstream_duration, LiveGuard};
+use crate::observe::{record_upstream, LiveMode};
 use crate::rejection::Rejection;
+
+/// What the upstream measures of one request: when it was sent, whether it is live, and the
+/// held-requests gauge while it is.
+#[derive(Debug)]
+pub(super) struct Observed {
+    sent: Instant,
+    live: Option<LiveGuard>,
+    is_live: bool,
+}
+
+impl Observed {
+    pub(super) fn sent(live: Option<LiveMode>) -> Self {
+        Self {
+            sent: Instant::now(),
+            live: live.map(LiveGuard::held),
+            is_live: live.is_some(),
+        }
+    }
+
+    /// Records Electric's answer (`None`: no head came) in the span and the latency
+    /// histogram; hands the gauge guard on to the body.
+    fn answered(&mut self, status: Option<http::StatusCode>) -> Option<LiveGuard> {
+        let elapsed = self.sent.elapsed();
+        record_upstream(status.map(|status| status.as_u16()), elapsed);
+        upstream_duration(status, self.is_live, elapsed);
+        self.live.take()
+    }
+}
 
 pin_project! {
     /// The response future of [`ElectricUpstream`](super::ElectricUpstream).
@@ -49,6 +79,7 @@ pin_project! {
             idle_timeout: Duration,
             // `Some` for an `https://` upstream: a failure may then be a TLS failure.
             tls: Option<TlsWatch>,
+            observed: Observed,
         },
         Answered { rejection: Option<Rejection> },
     }
@@ -60,6 +91,7 @@ impl ResponseFuture {
         response: legacy::ResponseFuture,
         idle_timeout: Duration,
         tls: bool,
+        observed: Observed,
     ) -> Self {
         #[cfg(feature = "tls")]
         let (response, tls) = {
@@ -74,6 +106,7 @@ impl ResponseFuture {
                 timeout: tokio::time::sleep(idle_timeout),
                 idle_timeout,
                 tls,
+                observed,
             },
         }
     }
@@ -104,13 +137,21 @@ impl Future for ResponseFuture {
                 timeout,
                 idle_timeout,
                 tls,
+                observed,
             } => match response.poll(cx) {
-                Poll::Ready(Ok(response)) => client_response(response, *idle_timeout),
-                Poll::Ready(Err(error)) => upstream_failure(&error, tls.as_ref()).into_response(),
+                Poll::Ready(Ok(response)) => {
+                    let live = observed.answered(Some(response.status()));
+                    client_response(response, *idle_timeout, live)
+                }
+                Poll::Ready(Err(error)) => {
+                    observed.answered(None);
+                    upstream_failure(&error, tls.as_ref()).into_response()
+                }
                 Poll::Pending => {
                     if timeout.poll(cx).is_pending() {
                         return Poll::Pending;
                     }
+                    observed.answered(None);
                     tracing::warn!(
                         timeout = ?idle_timeout,
                         "upstream sent no response head within the timeout"
@@ -167,11 +208,15 @@ const TLS_FAILED: &str = "Bad gateway: TLS with the upstream failed";
 /// Electric's response for the client: status, end-to-end headers and streamed body as they
 /// are; nothing from the upstream connection (hop-by-hop headers, connection info in the
 /// extensions) comes along.
-fn client_response(response: Response<Incoming>, idle_timeout: Duration) -> Response<ResponseBody> {
+fn client_response(
+    response: Response<Incoming>,
+    idle_timeout: Duration,
+    live: Option<LiveGuard>,
+) -> Response<ResponseBody> {
     let (parts, body) = response.into_parts();
     #[cfg(feature = "tls")]
     super::tls::answered(&parts.extensions);
-    let mut client = Response::new(ResponseBody::upstream(body, idle_timeout));
+    let mut client = Response::new(ResponseBody::upstream(body, idle_timeout, live));
     *client.status_mut() = parts.status;
     *client.headers_mut() = parts.headers;
     remove_hop_by_hop(client.headers_mut());

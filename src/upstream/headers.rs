@@ -51,6 +51,8 @@ pub(super) fn upstream_request_headers(
     upstream_host: &HeaderValue,
 ) -> HeaderMap {
     remove_hop_by_hop(&mut headers);
+    // The client wrote these: only a well-formed trace context goes on (W3C Trace Context).
+    crate::observe::trace::sanitize(&mut headers);
     if !forwarding.authorization {
         headers.remove(AUTHORIZATION);
     }

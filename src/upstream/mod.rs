@@ -129,10 +129,12 @@ use tower_service::Service;
 
 pub use self::body::{BodyError, BoxError, ResponseBody};
 pub use self::builder::{BuildError, Builder};
+use self::future::Observed;
 pub use self::future::ResponseFuture;
 use self::headers::{upstream_request_headers, Forwarding};
 #[cfg(feature = "tls")]
 pub use self::tls::{PemInput, TlsError, TlsRoots};
+use crate::observe::LiveMode;
 use crate::rejection::Rejection;
 
 /// How long connecting to Electric may take by default.
@@ -256,10 +258,14 @@ where
             return ResponseFuture::rejected(Rejection::bad_gateway());
         }
         let inner = &self.inner;
+        let live = LiveMode::of_query(request.uri().query().unwrap_or_default());
         match inner.upstream_request(request) {
             Ok(upstream) => {
                 let tls = inner.scheme == Scheme::HTTPS;
-                ResponseFuture::waiting(inner.client.request(upstream), inner.idle_timeout, tls)
+                let sent = inner.client.request(upstream);
+                // Up from here: the request is held at Electric until its body ends or drops.
+                let observed = Observed::sent(live);
+                ResponseFuture::waiting(sent, inner.idle_timeout, tls, observed)
             }
             Err(error) => {
                 tracing::warn!(error = %ErrorChain(&error), "upstream request could not be built");
