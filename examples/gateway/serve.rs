@@ -27,7 +27,7 @@ use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -270,9 +270,7 @@ where
     let connection = shared
         .http1
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-    if let Err(error) = watcher.watch(connection).await {
-        tracing::debug!(%error, "connection ended with an error");
-    }
+    run(connection, watcher).await;
 }
 
 async fn serve_http2<I, S>(io: I, service: S, shared: &Shared, watcher: Watcher)
@@ -283,6 +281,15 @@ where
     let connection = shared
         .http2
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    run(connection, watcher).await;
+}
+
+/// Runs a connection to its end, ended early by a graceful shutdown.
+async fn run<C>(connection: C, watcher: Watcher)
+where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
     if let Err(error) = watcher.watch(connection).await {
         tracing::debug!(%error, "connection ended with an error");
     }

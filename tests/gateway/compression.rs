@@ -9,7 +9,7 @@ use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
-use super::serving::{h1_over, h2_over, read, rows_of, send_h1, Served, ITEMS_SNAPSHOT};
+use super::serving::{h1_over, h2_over, read, send_h1, Served, ITEMS_SNAPSHOT};
 use super::*;
 use crate::serve::ServeConfig;
 
@@ -74,7 +74,10 @@ async fn gzip_and_br_snapshots_decode_to_the_rows_of_the_identity_snapshot() {
     let (_, identity) = read(send_h1(&mut send, request).await).await;
     assert_eq!(identity.status, StatusCode::OK, "{:?}", identity.body);
     assert_eq!(identity.header("content-encoding"), None);
-    assert_eq!(rows_of(&identity), served.expected_rows("acme"));
+    assert_eq!(
+        received_rows(&identity, "acme"),
+        served.expected_rows("acme")
+    );
 
     for (encoding, decode) in [("gzip", gunzip as fn(&[u8]) -> Vec<u8>), ("br", unbrotli)] {
         let request = accepting(served.get("http", &ITEMS_SNAPSHOT, "alice-token"), encoding);
@@ -88,7 +91,7 @@ async fn gzip_and_br_snapshots_decode_to_the_rows_of_the_identity_snapshot() {
             identity.json().unwrap(),
             "{encoding}"
         );
-        assert_eq!(rows_of(&reply), served.expected_rows("acme"));
+        assert_eq!(received_rows(&reply, "acme"), served.expected_rows("acme"));
         // The policy's credential headers and the compressor's, each once.
         let vary = vary_names(&reply);
         for name in ["authorization", "accept-encoding"] {
@@ -124,7 +127,7 @@ async fn a_live_long_poll_answered_with_a_change_arrives_compressed_when_the_cha
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.header("content-encoding"), Some("gzip"));
     assert_eq!(
-        rows_of(&decoded(&reply, gunzip)),
+        received_rows(&decoded(&reply, gunzip), "acme"),
         [("70".to_owned(), "Compressed on its way".to_owned())]
     );
     electric_got_identity_requests(&served.database);

@@ -179,6 +179,24 @@ fn only_request(electric: &ElectricStandIn) -> RecordedRequest {
     received.pop().unwrap()
 }
 
+/// `(id, title)` of every value received, each checked to be `tenant`'s and without the hidden
+/// column.
+fn received_rows(reply: &Reply, tenant: &str) -> Vec<(String, String)> {
+    reply
+        .values()
+        .unwrap()
+        .iter()
+        .map(|value| {
+            assert!(value.get("internal_note").is_none(), "{value}");
+            assert_eq!(value["tenant_id"], tenant, "{value}");
+            (
+                value["id"].as_str().unwrap().to_owned(),
+                value["title"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 fn ids(reply: &Reply) -> Vec<i64> {
     reply
         .values()

@@ -165,23 +165,6 @@ impl Served {
     }
 }
 
-/// `(id, title)` of every value received.
-pub(super) fn rows_of(reply: &Reply) -> Vec<(String, String)> {
-    reply
-        .values()
-        .unwrap()
-        .iter()
-        .map(|value| {
-            assert!(value.get("internal_note").is_none(), "{value}");
-            assert_eq!(value["tenant_id"], "acme", "{value}");
-            (
-                value["id"].as_str().unwrap().to_owned(),
-                value["title"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 /// A config whose timeouts make the slow-client tests quick.
 pub(super) fn quick() -> ServeConfig {
     ServeConfig {
@@ -312,7 +295,7 @@ async fn plain_http1_serves_a_snapshot() {
     let (version, reply) = read(send_h1(&mut send, request).await).await;
     assert_eq!(version, Version::HTTP_11);
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    assert_eq!(rows_of(&reply), served.expected_rows("acme"));
+    assert_eq!(received_rows(&reply, "acme"), served.expected_rows("acme"));
 }
 
 #[tokio::test]
@@ -325,7 +308,10 @@ async fn h2c_with_prior_knowledge_serves_a_snapshot_and_a_live_long_poll() {
     let (version, snapshot) = read(response).await;
     assert_eq!(version, Version::HTTP_2);
     assert_eq!(snapshot.status, StatusCode::OK, "{:?}", snapshot.body);
-    assert_eq!(rows_of(&snapshot), served.expected_rows("acme"));
+    assert_eq!(
+        received_rows(&snapshot, "acme"),
+        served.expected_rows("acme")
+    );
 
     let live = send.send_request(served.live("http", &snapshot, false, "alice-token"));
     let live = tokio::spawn(live);
@@ -335,7 +321,7 @@ async fn h2c_with_prior_knowledge_serves_a_snapshot_and_a_live_long_poll() {
     assert_eq!(version, Version::HTTP_2);
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(
-        rows_of(&reply),
+        received_rows(&reply, "acme"),
         [("60".to_owned(), "Over HTTP/2".to_owned())]
     );
 }
@@ -364,7 +350,7 @@ async fn twenty_live_long_polls_are_held_at_once_on_one_h2_connection() {
         assert_eq!(version, Version::HTTP_2);
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         assert_eq!(
-            rows_of(&reply),
+            received_rows(&reply, "acme"),
             [("61".to_owned(), "For every live shape".to_owned())]
         );
     }
@@ -390,7 +376,7 @@ async fn tls_negotiates_h2_or_http1_by_alpn() {
         let (version, reply) = read(response).await;
         assert_eq!(version, expected);
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-        assert_eq!(rows_of(&reply), served.expected_rows("acme"));
+        assert_eq!(received_rows(&reply, "acme"), served.expected_rows("acme"));
     }
 }
 
@@ -468,7 +454,7 @@ async fn a_shutdown_lets_held_long_polls_finish_on_both_protocols_then_stops() {
         let (_, reply) = read(bounded(poll).await.unwrap().unwrap()).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         assert_eq!(
-            rows_of(&reply),
+            received_rows(&reply, "acme"),
             [("62".to_owned(), "Before the lights go out".to_owned())]
         );
     }

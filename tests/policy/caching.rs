@@ -41,11 +41,11 @@ async fn principal_dependent_responses_are_private_and_vary() {
 
 #[tokio::test]
 async fn a_private_responses_lifetimes_are_capped_at_the_configured_bound() {
+    let capped =
+        || ShapeParamPolicyLayer::new(gateway_policy()).private_max_age(Duration::from_secs(10));
     // Electric's week on a snapshot and month of stale-while-revalidate become ten seconds.
-    let layer =
-        ShapeParamPolicyLayer::new(gateway_policy()).private_max_age(Duration::from_secs(10));
     let outcome = send_with(
-        layer,
+        capped(),
         request(Method::GET, "table=items&offset=-1", Some("t1"), ""),
     )
     .await;
@@ -54,10 +54,8 @@ async fn a_private_responses_lifetimes_are_capped_at_the_configured_bound() {
         "private, max-age=10, stale-while-revalidate=10"
     );
     // The same for everyone is not private, and keeps Electric's lifetimes.
-    let layer =
-        ShapeParamPolicyLayer::new(gateway_policy()).private_max_age(Duration::from_secs(10));
     let outcome = send_with(
-        layer,
+        capped(),
         request(Method::GET, "table=announcements&offset=-1", Some("t1"), ""),
     )
     .await;
