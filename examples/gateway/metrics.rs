@@ -24,14 +24,20 @@ const UPSTREAM_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0,
 ];
 
-/// Installs the recorder and serves `/metrics` on `METRICS_ADDR` in the background. An address
+/// Installs the recorder and serves `/metrics` on `METRICS_ADDR` in the background (see
+/// [`serve`]).
+pub(crate) async fn serve_from_env() -> Result<Option<SocketAddr>, BoxError> {
+    serve(std::env::var("METRICS_ADDR").ok()).await
+}
+
+/// Installs the Prometheus recorder (process-wide) and serves `/metrics` on `asked` (default
+/// [`DEFAULT_ADDR`]; `off`: nowhere) in the background; the address it listens on. An address
 /// that was asked for and cannot be bound is an error; the default one is only a warning, so
 /// that a second gateway on the same machine still starts.
-pub(crate) async fn serve_from_env() -> Result<(), BoxError> {
-    let asked = std::env::var("METRICS_ADDR").ok();
+pub(crate) async fn serve(asked: Option<String>) -> Result<Option<SocketAddr>, BoxError> {
     let text = asked.as_deref().unwrap_or(DEFAULT_ADDR);
     if text.eq_ignore_ascii_case("off") {
-        return Ok(());
+        return Ok(None);
     }
     let address: SocketAddr = text
         .parse()
@@ -40,7 +46,7 @@ pub(crate) async fn serve_from_env() -> Result<(), BoxError> {
         Ok(listener) => listener,
         Err(error) if asked.is_none() => {
             tracing::warn!(%error, %address, "no /metrics: the default address is taken");
-            return Ok(());
+            return Ok(None);
         }
         Err(error) => return Err(error.into()),
     };
@@ -51,7 +57,8 @@ pub(crate) async fn serve_from_env() -> Result<(), BoxError> {
         )?
         .install_recorder()?;
     describe_metrics();
-    println!("Metrics on http://{}/metrics", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    println!("Metrics on http://{local}/metrics");
 
     // Without its own listener the exporter leaves upkeep (draining histograms) to its user.
     let upkeep = handle.clone();
@@ -68,7 +75,7 @@ pub(crate) async fn serve_from_env() -> Result<(), BoxError> {
             tracing::warn!(%error, "the metrics listener failed");
         }
     });
-    Ok(())
+    Ok(Some(local))
 }
 
 async fn render(handle: PrometheusHandle) -> String {
