@@ -79,7 +79,9 @@ async fn main() -> Result<(), BoxError> {
     let listen: SocketAddr = env_or("LISTEN_ADDR", "127.0.0.1:3001").parse()?;
     let tls = gateway_tls()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    metrics::serve_from_env().await?;
+    if let Some(address) = metrics::serve_from_env().await? {
+        println!("Metrics on http://{address}/metrics");
+    }
     let tokens = app::parse_tokens(&env_or(
         "GATEWAY_TOKENS",
         "alice-token=acme,bob-token=globex",

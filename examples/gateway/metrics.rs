@@ -58,7 +58,6 @@ pub(crate) async fn serve(asked: Option<String>) -> Result<Option<SocketAddr>, B
         .install_recorder()?;
     describe_metrics();
     let local = listener.local_addr()?;
-    println!("Metrics on http://{local}/metrics");
 
     // Without its own listener the exporter leaves upkeep (draining histograms) to its user.
     let upkeep = handle.clone();
