@@ -20,9 +20,10 @@
 # (examples/minimal_gateway.rs: IpAllowLayer + ApiTokenLayer::inject on ElectricUpstream) and
 # against the full example gateway (every layer; no TENANT_KEYS, so no decryption), all three
 # in front of the same static upstream (examples/static_upstream.rs: one fixed snapshot, the
-# secret checked), all three sent the same request. Throughput only; prints each one's req/s,
-# minimal/nginx and full/nginx, and CPU time per request from /proc (nginx: master and
-# workers).
+# secret checked), all three sent the same request; the bare proxy (examples/bare_proxy.rs,
+# no layers) too, to show how much of a gap is the layers'. Throughput only; prints each one's
+# req/s, minimal/nginx, full/nginx and bare/nginx, and CPU time per request from /proc
+# (nginx: master and workers).
 #
 #   MODE=nginx benches/load.sh
 #   MODE=nginx ROUNDS=5 PIN=1 benches/load.sh
@@ -53,7 +54,7 @@ if [ "$MODE" = nginx ] && [ ! -x "$NGINX" ]; then
     NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 fi
 if [ "$MODE" = nginx ]; then
-    cargo build --release --example static_upstream --example minimal_gateway --example gateway
+    cargo build --release --example static_upstream --example minimal_gateway --example gateway --example bare_proxy
 else
     cargo build --release --example standin --example gateway --example bare_proxy
 fi
@@ -145,6 +146,9 @@ if [ "$MODE" = nginx ]; then
     ALLOW_CIDRS=127.0.0.1/32 METRICS_ADDR=127.0.0.1:$METRICS_PORT RUST_LOG=warn \
         LISTEN_ADDR=127.0.0.1:$GATEWAY_PORT pin 1 "$bin/gateway" >"$work/gateway.out" &
     pids+=($!); gateway=$!
+    # And the bare hyper-util proxy (no layers): how much of a gap to nginx is the layers'.
+    LISTEN_ADDR=127.0.0.1:$BARE_PORT pin 1 "$bin/bare_proxy" >"$work/bare.out" &
+    pids+=($!); bare=$!
     wait_health "http://127.0.0.1:$GATEWAY_PORT/health"
 
     path="/v1/shape?table=items&offset=-1&where=done%3Dfalse"
@@ -152,7 +156,8 @@ if [ "$MODE" = nginx ]; then
     nginx_url="http://127.0.0.1:$NGINX_PORT$path"
     minimal_url="http://127.0.0.1:$MINIMAL_PORT$path"
     full_url="http://127.0.0.1:$GATEWAY_PORT$path"
-    for url in "$nginx_url" "$minimal_url" "$full_url"; do
+    bare_url="http://127.0.0.1:$BARE_PORT$path"
+    for url in "$nginx_url" "$minimal_url" "$full_url" "$bare_url"; do
         for _ in $(seq 100); do curl -sf "$url" -H "$auth" >/dev/null && break; sleep 0.1; done
         curl -sf "$url" -H "$auth" >/dev/null || { echo "no 200 from $url" >&2; exit 1; }
     done
@@ -164,13 +169,13 @@ if [ "$MODE" = nginx ]; then
     machine
     echo "nginx $("$NGINX" -v 2>&1 | cut -d/ -f2), $(nproc) workers; static upstream $ELECTRIC_URL; request $path with '$auth'"
     echo "warm-up"
-    for target in "$nginx $nginx_url" "$minimal $minimal_url" "$gateway $full_url"; do
+    for target in "$nginx $nginx_url" "$minimal $minimal_url" "$gateway $full_url" "$bare $bare_url"; do
         set -- $target
         run "$1" "$upstream" warm-up "$CONNECTIONS" 2s "$2" "$auth" >/dev/null
     done
-    printf '%-5s %10s %10s %10s %9s %9s %10s %10s %10s %11s\n' \
-        round nginx_rps min_rps full_rps min/nginx full/nginx nginx_cpu min_cpu full_cpu static_cpu
-    sum_min=0; sum_full=0
+    printf '%-5s %9s %9s %9s %9s %10s %10s %10s %9s %9s %9s %9s %10s\n' \
+        round nginx_rps min_rps full_rps bare_rps min/nginx full/nginx bare/nginx nginx_cpu min_cpu full_cpu bare_cpu static_cpu
+    sum_min=0; sum_full=0; sum_bare=0
     for round in $(seq "$ROUNDS"); do
         # nginx first in odd rounds, last in even ones: neither side always runs on a warmer machine.
         if [ $((round % 2)) = 1 ]; then
@@ -178,20 +183,24 @@ if [ "$MODE" = nginx ]; then
         fi
         read -r m_rps _ _ m_cpu _ < <(run "$minimal" "$upstream" minimal "$CONNECTIONS" "$DURATION" "$minimal_url" "$auth")
         read -r f_rps _ _ f_cpu _ < <(run "$gateway" "$upstream" full "$CONNECTIONS" "$DURATION" "$full_url" "$auth")
+        read -r b_rps _ _ b_cpu _ < <(run "$bare" "$upstream" bare "$CONNECTIONS" "$DURATION" "$bare_url" "$auth")
         if [ $((round % 2)) = 0 ]; then
             read -r n_rps _ _ n_cpu s_cpu < <(run "$nginx" "$upstream" nginx "$CONNECTIONS" "$DURATION" "$nginx_url" "$auth")
         fi
         r_min=$(awk -v a="$m_rps" -v b="$n_rps" 'BEGIN { printf "%.3f", a / b }')
         r_full=$(awk -v a="$f_rps" -v b="$n_rps" 'BEGIN { printf "%.3f", a / b }')
         sum_min=$(awk -v s="$sum_min" -v r="$r_min" 'BEGIN { print s + r }')
+        r_bare=$(awk -v a="$b_rps" -v b="$n_rps" 'BEGIN { printf "%.3f", a / b }')
         sum_full=$(awk -v s="$sum_full" -v r="$r_full" 'BEGIN { print s + r }')
-        printf '%-5s %10s %10s %10s %9s %9s %10s %10s %10s %11s\n' \
-            "$round" "$n_rps" "$m_rps" "$f_rps" "$r_min" "$r_full" "$n_cpu" "$m_cpu" "$f_cpu" "$s_cpu"
+        sum_bare=$(awk -v s="$sum_bare" -v r="$r_bare" 'BEGIN { print s + r }')
+        printf '%-5s %9s %9s %9s %9s %10s %10s %10s %9s %9s %9s %9s %10s\n' \
+            "$round" "$n_rps" "$m_rps" "$f_rps" "$b_rps" "$r_min" "$r_full" "$r_bare" "$n_cpu" "$m_cpu" "$f_cpu" "$b_cpu" "$s_cpu"
     done
     echo "(cpu: CPU time per request in us, user + system, from /proc/<pid>/stat; nginx: master and workers; static_cpu: the upstream's, in nginx's run)"
-    awk -v a="$sum_min" -v b="$sum_full" -v n="$ROUNDS" 'BEGIN {
+    awk -v a="$sum_min" -v b="$sum_full" -v c="$sum_bare" -v n="$ROUNDS" 'BEGIN {
         printf "mean minimal gateway / nginx: %.3f (target >= 1.0)\n", a / n
         printf "mean full example gateway / nginx: %.3f (target >= 0.7)\n", b / n
+        printf "mean bare hyper-util proxy / nginx: %.3f (no target: the floor of any hyper gateway here)\n", c / n
     }'
     echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
     exit 0
