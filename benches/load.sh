@@ -37,11 +37,13 @@ LAT_DURATION=${LAT_DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
 LAT_CONNECTIONS=${LAT_CONNECTIONS:-1}; export LAT_CONNECTIONS
 THREADS=${THREADS:-1}
-GATEWAY_PORT=${GATEWAY_PORT:-38101}
-BARE_PORT=${BARE_PORT:-38102}
-MINIMAL_PORT=${MINIMAL_PORT:-38103}
-NGINX_PORT=${NGINX_PORT:-38104}
-METRICS_PORT=${METRICS_PORT:-38105}
+# Below the ephemeral range (32768-60999 on Linux): a client socket of an earlier run (wrk, the
+# proxies' pools) left on one of these ports would make the next bind fail.
+GATEWAY_PORT=${GATEWAY_PORT:-28101}
+BARE_PORT=${BARE_PORT:-28102}
+MINIMAL_PORT=${MINIMAL_PORT:-28103}
+NGINX_PORT=${NGINX_PORT:-28104}
+METRICS_PORT=${METRICS_PORT:-28105}
 PIN=${PIN:-0}
 case "$MODE" in bare | nginx) ;; *) echo "MODE is bare or nginx, not $MODE" >&2; exit 2 ;; esac
 

@@ -23,10 +23,11 @@ cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-10000}
 UPSTREAM=${UPSTREAM:-h2}
 HOLD_MS=${HOLD_MS:-80000}
-GATEWAY_PORT=${GATEWAY_PORT:-38111}
+# Below the ephemeral range (32768-60999 on Linux), which 20,000 client sockets here fill.
+GATEWAY_PORT=${GATEWAY_PORT:-28111}
 
 FIT=${FIT:-0}
-METRICS_PORT=${METRICS_PORT:-38112}
+METRICS_PORT=${METRICS_PORT:-28112}
 if [ "$UPSTREAM" = http1 ]; then per_client=2; else per_client=1; fi
 # The gateway's own descriptors (stdio, epoll, its wakers, the listeners) come on top.
 need=$((per_client * CLIENTS + 64))
