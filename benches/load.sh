@@ -229,14 +229,14 @@ curl -sf "$bare_url" >/dev/null
 machine
 echo "warm-up"; run "$gateway" "$standin" gateway "$CONNECTIONS" 2s "$gateway_url" "$auth" >/dev/null; run "$bare" "$standin" bare "$CONNECTIONS" 2s "$bare_url" >/dev/null
 
-printf '%-8s %-5s %10s %9s %9s %12s %12s\n' phase round gw_rps bare_rps ratio gw_cpu_us bare_cpu_us
+printf '%-8s %-5s %10s %9s %9s %12s %12s %13s %13s\n' phase round gw_rps bare_rps ratio gw_cpu_us bare_cpu_us standin_gw_us standin_bare_us
 sum_ratio=0
 for round in $(seq "$ROUNDS"); do
-    read -r g_rps _ _ g_cpu _ < <(run "$gateway" "$standin" gateway "$CONNECTIONS" "$DURATION" "$gateway_url" "$auth")
-    read -r b_rps _ _ b_cpu _ < <(run "$bare" "$standin" bare "$CONNECTIONS" "$DURATION" "$bare_url")
+    read -r g_rps _ _ g_cpu g_up < <(run "$gateway" "$standin" gateway "$CONNECTIONS" "$DURATION" "$gateway_url" "$auth")
+    read -r b_rps _ _ b_cpu b_up < <(run "$bare" "$standin" bare "$CONNECTIONS" "$DURATION" "$bare_url")
     ratio=$(awk -v g="$g_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", g / b }')
     sum_ratio=$(awk -v s="$sum_ratio" -v r="$ratio" 'BEGIN { print s + r }')
-    printf '%-8s %-5s %10s %9s %9s %12s %12s\n' throughput "$round" "$g_rps" "$b_rps" "$ratio" "$g_cpu" "$b_cpu"
+    printf '%-8s %-5s %10s %9s %9s %12s %12s %13s %13s\n' throughput "$round" "$g_rps" "$b_rps" "$ratio" "$g_cpu" "$b_cpu" "$g_up" "$b_up"
 done
 
 printf '%-8s %-5s %9s %9s %9s %9s %11s %11s\n' phase round gw_p50 bare_p50 gw_p99 bare_p99 added_p50 added_p99
