@@ -119,6 +119,10 @@ pub(crate) fn router(config: GatewayConfig) -> Result<Router, BoxError> {
         .layer(ip_allow.clone())
         .layer(auth.clone())
         .layer(ShapeParamPolicyLayer::new(policy))
+        // tower-http's compressing body holds its encoders inline (5.8 KiB); boxed here, the
+        // response types of every layer outside stay small, and so does what each held
+        // long-poll keeps (an inline one cost 7 KiB per poll: benches/longpoll.sh).
+        .map_response(into_body)
         .layer(compression())
         .layer(decrypt)
         .layer(ApiTokenLayer::inject(config.secret.clone()))

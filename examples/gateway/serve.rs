@@ -23,11 +23,12 @@ use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::Router;
+use futures_util::FutureExt;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown, Watcher};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -182,11 +183,9 @@ pub(crate) async fn serve(
     }
 }
 
-/// One connection: its protocol decided (a peek for h2c's preface, or ALPN), then served.
-///
-/// Each held HTTP/1.1 long-poll keeps this future (its task), so only that path is inline:
-/// HTTP/2 and TLS are boxed, else every plain connection would carry their size (5.6 KiB,
-/// against 1.1 KiB).
+/// One connection: its protocol decided (a peek for h2c's preface, or ALPN), then served in a
+/// task of its own (see [`serve_http1`]). The TLS path is boxed: a plain connection's
+/// detection does not carry its size.
 async fn connection<S>(stream: TcpStream, service: S, shared: Arc<Shared>, watcher: Watcher)
 where
     S: HttpService,
@@ -197,8 +196,8 @@ where
     // A client that sends nothing is a slow-loris too.
     let detected = tokio::time::timeout(shared.header_read_timeout, starts_with_preface(&stream));
     match detected.await {
-        Ok(Ok(false)) => serve_http1(stream, service, &shared, watcher).await,
-        Ok(Ok(true)) => Box::pin(serve_http2(stream, service, &shared, watcher)).await,
+        Ok(Ok(false)) => serve_http1(stream, service, &shared, watcher),
+        Ok(Ok(true)) => serve_http2(stream, service, &shared, watcher),
         Ok(Err(_)) | Err(_) => {}
     }
 }
@@ -230,8 +229,8 @@ where
     })
     .await;
     match established {
-        Ok(Ok(Ok(h2))) => serve_http2(h2, service, &shared, watcher).await,
-        Ok(Ok(Err(http1))) => serve_http1(http1, service, &shared, watcher).await,
+        Ok(Ok(Ok(h2))) => serve_http2(h2, service, &shared, watcher),
+        Ok(Ok(Err(http1))) => serve_http1(http1, service, &shared, watcher),
         Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
         Err(_) => tracing::debug!("TLS handshake timed out"),
     }
@@ -262,7 +261,13 @@ impl<S> HttpService for S where
 {
 }
 
-async fn serve_http1<I, S>(io: I, service: S, shared: &Shared, watcher: Watcher)
+/// Serves an HTTP/1.1 connection in a task of its own.
+///
+/// A task of its own, started with nothing but the connection in it: a held long-poll keeps
+/// its connection's task for as long as Electric holds it, and a task that first detected the
+/// protocol (or an `async fn` the connection was moved into) would keep that state, and the
+/// moved-from arguments, beside it.
+fn serve_http1<I, S>(io: I, service: S, shared: &Shared, watcher: Watcher)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService,
@@ -270,10 +275,11 @@ where
     let connection = shared
         .http1
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-    run(connection, watcher).await;
+    tokio::spawn(watcher.watch(connection).map(log_error));
 }
 
-async fn serve_http2<I, S>(io: I, service: S, shared: &Shared, watcher: Watcher)
+/// Serves an HTTP/2 connection in a task of its own (see [`serve_http1`]).
+fn serve_http2<I, S>(io: I, service: S, shared: &Shared, watcher: Watcher)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService,
@@ -281,16 +287,11 @@ where
     let connection = shared
         .http2
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-    run(connection, watcher).await;
+    tokio::spawn(watcher.watch(connection).map(log_error));
 }
 
-/// Runs a connection to its end, ended early by a graceful shutdown.
-async fn run<C>(connection: C, watcher: Watcher)
-where
-    C: GracefulConnection,
-    C::Error: std::fmt::Display,
-{
-    if let Err(error) = watcher.watch(connection).await {
+fn log_error(result: Result<(), hyper::Error>) {
+    if let Err(error) = result {
         tracing::debug!(%error, "connection ended with an error");
     }
 }
