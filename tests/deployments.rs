@@ -24,6 +24,8 @@ mod columns;
 #[allow(dead_code)]
 #[path = "../examples/encryption/demo.rs"]
 mod demo;
+#[path = "support/rows.rs"]
+mod rows;
 #[cfg(feature = "tls")]
 #[path = "support/tls.rs"]
 mod tls;
@@ -44,6 +46,7 @@ use tower_electric::SecretString;
 
 use columns::TenantKeys;
 use demo::{query, HttpClient, Reply};
+use rows::received_rows;
 
 const SECRET: &str = "cloud-source-secret";
 /// Electric Cloud's source ids are UUIDs.
@@ -158,23 +161,6 @@ fn stored_rows(database: &ElectricStandIn, tenant: &str) -> Vec<(String, String)
             (
                 row.get("id").unwrap().unwrap().to_owned(),
                 row.get("title").unwrap().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-/// The `(id, title)` of every value received; no value may hold the hidden column.
-fn received_rows(reply: &Reply, tenant: &str) -> Vec<(String, String)> {
-    reply
-        .values()
-        .unwrap()
-        .iter()
-        .map(|value| {
-            assert!(value.get("internal_note").is_none(), "{value}");
-            assert_eq!(value["tenant_id"], tenant, "{value}");
-            (
-                value["id"].as_str().unwrap().to_owned(),
-                value["title"].as_str().unwrap().to_owned(),
             )
         })
         .collect()

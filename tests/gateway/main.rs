@@ -25,6 +25,8 @@ mod app;
 mod columns;
 #[path = "../../examples/encryption/demo.rs"]
 mod demo;
+#[path = "../support/rows.rs"]
+mod rows;
 #[path = "../../examples/gateway/serve.rs"]
 mod serve;
 #[path = "../support/tls.rs"]
@@ -48,6 +50,7 @@ use tower_electric::{ElectricUpstream, SecretString};
 
 use columns::Tenant;
 use demo::{query, Demo, HttpClient, Reply};
+use rows::received_rows;
 use where_clause::{parse_where, split_and};
 
 const SECRET: &str = "electric-secret";
@@ -177,24 +180,6 @@ fn only_request(electric: &ElectricStandIn) -> RecordedRequest {
     let mut received = electric.requests();
     assert_eq!(received.len(), 1, "{received:#?}");
     received.pop().unwrap()
-}
-
-/// `(id, title)` of every value received, each checked to be `tenant`'s and without the hidden
-/// column.
-fn received_rows(reply: &Reply, tenant: &str) -> Vec<(String, String)> {
-    reply
-        .values()
-        .unwrap()
-        .iter()
-        .map(|value| {
-            assert!(value.get("internal_note").is_none(), "{value}");
-            assert_eq!(value["tenant_id"], tenant, "{value}");
-            (
-                value["id"].as_str().unwrap().to_owned(),
-                value["title"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 fn ids(reply: &Reply) -> Vec<i64> {
