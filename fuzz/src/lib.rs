@@ -3,7 +3,6 @@
 //!
 //! Everything here panics on a broken invariant: a panic is how libFuzzer learns of a finding.
 
-use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -13,14 +12,16 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use pg_query::protobuf::Token;
-use pg_query::NodeEnum;
 use serde_json::Value;
 use tower_electric::body::ResponseBody;
 use tower_electric::policy::{ShapePolicy, TablePolicy, HARMLESS_FUNCTIONS};
 use tower_electric::protocol::{ShapeRequest, TableName};
 use tower_layer::Layer;
 use tower_service::Service;
+
+// Postgres's reading of a forwarded where or order-by, shared with the crate's own tests.
+#[path = "../../tests/support/where_clause.rs"]
+mod where_clause;
 
 /// Polls `future` to completion. Every future the targets build is ready without waiting on
 /// I/O or timers, so one that stays pending for long is a hang, and a finding.
@@ -209,82 +210,11 @@ pub fn upstream_of(forwarded: &Recorded) -> ShapeRequest {
         .unwrap_or_else(|error| panic!("forwarded query {query:?} does not parse: {error}"))
 }
 
-/// `text` as `SELECT 1 <clause> <text>`, as Postgres (libpg_query) reads it: its one statement,
-/// as JSON without text positions. Panics on a comment, a `;` or a second statement.
-fn statement(clause: &str, text: &str) -> Value {
-    let tokens = pg_query::scan(text)
-        .unwrap_or_else(|error| panic!("forwarded {text:?} does not scan: {error}"));
-    for token in &tokens.tokens {
-        let token = Token::try_from(token.token).expect("a known token");
-        assert!(
-            !matches!(token, Token::SqlComment | Token::CComment | Token::Ascii59),
-            "forwarded {text:?} holds a comment or a `;`"
-        );
-    }
-    let parsed = pg_query::parse(&format!("SELECT 1 {clause} {text}"), 0)
-        .unwrap_or_else(|error| panic!("forwarded {text:?} does not parse: {error}"));
-    let [raw] = parsed.protobuf.stmts.as_slice() else {
-        panic!("forwarded {text:?} is not one statement");
-    };
-    let Some(NodeEnum::SelectStmt(select)) = raw.stmt.as_ref().and_then(|stmt| stmt.node.as_ref())
-    else {
-        panic!("forwarded {text:?} is not a SELECT");
-    };
-    let mut value = serde_json::to_value(select.as_ref()).expect("a tree serialises");
-    strip_positions(&mut value);
-    value
-}
-
-fn strip_positions(value: &mut Value) {
-    match value {
-        Value::Object(fields) => {
-            fields.retain(|field, _| {
-                !(field == "location"
-                    || field.ends_with("_location")
-                    || matches!(
-                        field.as_str(),
-                        "list_start" | "list_end" | "rexpr_list_start" | "rexpr_list_end"
-                    ))
-            });
-            fields.values_mut().for_each(strip_positions);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_positions),
-        _ => {}
-    }
-}
-
-/// `select` without `field`, and what `field` held.
-fn take_clause(mut select: Value, field: &str) -> (Value, Value) {
-    let clause = select
-        .as_object_mut()
-        .and_then(|fields| fields.insert(field.to_owned(), Value::Null))
-        .unwrap_or(Value::Null);
-    (clause, select)
-}
-
 /// Parses `text` as Electric does, `SELECT 1 WHERE <text>`, with Postgres's own parser: the
-/// where's tree, which must be all the statement holds.
+/// where's tree (without text positions), which must be all the statement holds. Panics on a
+/// comment, a `;` or anything after the expression.
 pub fn parse_expr(text: &str) -> Value {
-    let (clause, rest) = take_clause(statement("WHERE", text), "where_clause");
-    let (_, plain) = take_clause(statement("WHERE", "true"), "where_clause");
-    assert_eq!(
-        rest, plain,
-        "forwarded {text:?} has text after the expression"
-    );
-    clause
-}
-
-fn walk(value: &Value, visit: &mut impl FnMut(&str, &Value)) {
-    match value {
-        Value::Object(fields) => {
-            for (key, value) in fields {
-                visit(key, value);
-                walk(value, visit);
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|item| walk(item, visit)),
-        _ => {}
-    }
+    where_clause::parse_where(text)
 }
 
 /// The string parts of a name list (`["pg_catalog", "lower"]`).
@@ -304,21 +234,14 @@ fn names(list: &Value) -> Vec<String> {
 
 /// The `$n` numbers used in `tree`, sorted and unique.
 pub fn placeholders(tree: &Value) -> Vec<usize> {
-    let mut found = BTreeSet::new();
-    walk(tree, &mut |key, value| {
-        if key == "ParamRef" {
-            let number = value["number"].as_i64().expect("$n has a number");
-            found.insert(usize::try_from(number).expect("$n is positive"));
-        }
-    });
-    found.into_iter().collect()
+    where_clause::placeholder_numbers(tree)
 }
 
 /// Checks that a client expression, as forwarded, reads only visible columns, calls only the
 /// harmless functions (and the grammar's own `LIKE ... ESCAPE` and `SIMILAR TO` helpers) and
 /// holds no subquery, read off Postgres's tree.
 pub fn assert_client_safe(tree: &Value, context: &str) {
-    walk(tree, &mut |key, value| match key {
+    where_clause::walk(tree, &mut |key, value| match key {
         "ColumnRef" => {
             let name = names(&value["fields"]);
             assert!(
@@ -438,37 +361,16 @@ pub fn assert_items_shape(forwarded: &Recorded) -> ShapeRequest {
 }
 
 /// Splits a forwarded where into (client part, policy part): its tree must be the tree
-/// Postgres reads from `(<client>) AND (<policy>)`, an AND whose last argument is the policy's
-/// (Postgres reads `a AND b AND (p)` as one AND of three; the client part is then the AND of
-/// the others).
+/// Postgres reads from `(<client>) AND (<policy>)`.
 pub fn split_and(where_text: &str) -> (Value, Value) {
-    let mut tree = parse_expr(where_text);
-    let and = tree
-        .get_mut("node")
-        .and_then(|node| node.get_mut("BoolExpr"))
-        .filter(|bool_expr| bool_expr["boolop"] == 1)
-        .unwrap_or_else(|| panic!("top level of {where_text:?} is not AND"));
-    let args = and["args"].as_array_mut().expect("an AND has arguments");
-    let policy = args.pop().expect("an AND has arguments");
-    let client = match args.len() {
-        0 => panic!("{where_text:?} has no client part"),
-        1 => args.pop().expect("one argument"),
-        _ => tree,
-    };
-    (client, policy)
+    where_clause::split_and(where_text)
 }
 
 /// Checks a forwarded order-by list: bare visible columns with a direction, nothing else.
 pub fn assert_order_by_safe(text: &str) {
-    let (clause, rest) = take_clause(statement("ORDER BY", text), "sort_clause");
-    let (_, plain) = take_clause(statement("ORDER BY", "1"), "sort_clause");
-    assert_eq!(
-        rest, plain,
-        "forwarded order {text:?} has more than an order"
-    );
-    let items = clause.as_array().expect("an order is a list");
+    let items = where_clause::parse_order_by(text);
     assert!(!items.is_empty(), "order {text:?}");
-    for item in items {
+    for item in &items {
         let sort = &item["node"]["SortBy"];
         assert!(
             sort["node"]["node"].get("ColumnRef").is_some(),

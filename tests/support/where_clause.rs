@@ -3,7 +3,7 @@
 //!
 //! Trees are compared as JSON values without their text positions (`location` and the like),
 //! so `id=1` and `id = 1` are the same tree and `'a''b'` and `E'a\'b'` the same string.
-#![allow(dead_code)] // not every test file that includes this module uses all of it
+#![allow(dead_code)] // not every test file (nor the fuzz crate) that includes it uses all of it
 
 use pg_query::protobuf::Token;
 use pg_query::NodeEnum;
@@ -142,7 +142,8 @@ pub(crate) fn node_kinds(tree: &Value) -> Vec<String> {
     kinds
 }
 
-fn walk(value: &Value, visit: &mut impl FnMut(&str, &Value)) {
+/// Calls `visit` with every key and value in the tree, depth first.
+pub(crate) fn walk(value: &Value, visit: &mut impl FnMut(&str, &Value)) {
     match value {
         Value::Object(fields) => {
             for (key, value) in fields {
