@@ -2,7 +2,8 @@
 //! server, hyper-util's pooled legacy client (TCP_NODELAY, like `ElectricUpstream`), both
 //! bodies streamed, no layers. It forwards the request's path and query to `ELECTRIC_URL`,
 //! appending `secret=ELECTRIC_SECRET` so that Electric does the same work as behind the
-//! gateway.
+//! gateway. Served as the gateways are: one worker thread per core (`WORKERS`), each with its
+//! own runtime, listener and pool (`support/per_core.rs`).
 //!
 //! ```sh
 //! ELECTRIC_URL=http://127.0.0.1:3000 ELECTRIC_SECRET=s3cret LISTEN_ADDR=127.0.0.1:3002 \
@@ -27,6 +28,9 @@ use tower_electric::protocol::query::encode_component;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[path = "support/per_core.rs"]
+mod per_core;
 
 #[derive(Clone)]
 struct Proxy {
@@ -61,8 +65,7 @@ impl Proxy {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
+fn main() -> Result<(), BoxError> {
     let upstream: Uri = std::env::var("ELECTRIC_URL")
         .map_err(|_| "ELECTRIC_URL is required")?
         .parse()?;
@@ -75,25 +78,39 @@ async fn main() -> Result<(), BoxError> {
         .unwrap_or_else(|_| "127.0.0.1:3002".into())
         .parse()?;
 
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let proxy = Proxy {
-        client: Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector),
-        host: HeaderValue::from_str(authority.as_str())?,
-        authority,
-        secret_pair: format!("secret={}", encode_component(&secret)),
-    };
+    // A proxy per worker, each with its own pool: served as the gateways are.
+    let mut proxies = Vec::new();
+    for _ in 0..per_core::workers_from_env()? {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        proxies.push(Proxy {
+            client: Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(connector),
+            host: HeaderValue::from_str(authority.as_str())?,
+            authority: authority.clone(),
+            secret_pair: format!("secret={}", encode_component(&secret)),
+        });
+    }
+    let (local, workers) = per_core::spawn(
+        listen,
+        proxies
+            .into_iter()
+            .map(|proxy| move |listener| serve(listener, proxy)),
+    )?;
+    println!("Bare proxy on http://{local} in front of {upstream}");
+    workers.join();
+    Ok(())
+}
 
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    println!(
-        "Bare proxy on http://{} in front of {upstream}",
-        listener.local_addr()?
-    );
+/// One worker's accept loop.
+async fn serve(listener: tokio::net::TcpListener, proxy: Proxy) {
     loop {
-        let (stream, _) = listener.accept().await?;
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
         tokio::spawn(async move {

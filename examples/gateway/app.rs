@@ -53,6 +53,7 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) const ENCRYPTED_COLUMNS: &[&str] = &["title"];
 
 /// Everything the gateway is built from.
+#[derive(Clone)]
 pub(crate) struct GatewayConfig {
     /// Electric's base URL.
     pub(crate) electric_url: String,
@@ -78,7 +79,7 @@ pub(crate) struct GatewayConfig {
 
 /// PEM files for an `https://` Electric: a CA trusted beside the web roots (a self-hosted
 /// Electric with a private CA), and a client certificate and key (mTLS).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct UpstreamTls {
     pub(crate) ca_file: Option<std::path::PathBuf>,
     pub(crate) client_identity: Option<(std::path::PathBuf, std::path::PathBuf)>,

@@ -9,6 +9,8 @@
 //! - `LISTEN_ADDR` (default `127.0.0.1:3001`): where the gateway listens. It serves HTTP/1.1
 //!   and HTTP/2 there (`serve.rs`): a browser's live shapes then share one connection instead
 //!   of queueing behind its 6 HTTP/1.1 connections per origin.
+//! - `WORKERS` (default: one per CPU, on Linux): serving threads, each with its own runtime,
+//!   listener on `LISTEN_ADDR` and router (`../support/per_core.rs`, as nginx's workers).
 //! - `TLS_CERT_FILE`, `TLS_KEY_FILE`: PEM files of the gateway's certificate (chain) and key.
 //!   Both set: it serves HTTPS only, ALPN `h2` or `http/1.1`. Neither: plain HTTP/1.1 and h2c
 //!   (HTTP/2 with prior knowledge, for a TLS-terminating proxy in front). Both or neither.
@@ -56,6 +58,8 @@ mod app;
 #[path = "../encryption/columns.rs"]
 mod columns;
 mod metrics;
+#[path = "../support/per_core.rs"]
+mod per_core;
 mod serve;
 
 use std::net::SocketAddr;
@@ -132,7 +136,7 @@ async fn main() -> Result<(), BoxError> {
         }
     };
 
-    let router = app::router(GatewayConfig {
+    let config = GatewayConfig {
         electric_url: electric_url.clone(),
         upstream_http2: std::env::var_os("ELECTRIC_HTTP2").is_some(),
         upstream_tls: upstream_tls()?,
@@ -147,10 +151,30 @@ async fn main() -> Result<(), BoxError> {
         },
         keys,
         writes: stand_in.as_ref().map(|(database, _)| database.clone()),
-    })?;
+    };
+    let serve_config = serve::ServeConfig {
+        tls,
+        ..serve::ServeConfig::default()
+    };
 
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let local = listener.local_addr()?;
+    // Served per core (`../support/per_core.rs`): a router per worker, so each worker has its
+    // own upstream pool; all of them stop on the one shutdown signal.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut routers = Vec::new();
+    for _ in 0..per_core::workers_from_env()? {
+        routers.push(app::router(config.clone())?);
+    }
+    let (local, workers) = per_core::spawn(
+        listen,
+        routers.into_iter().map(|router| {
+            let (serve_config, mut stopped) = (serve_config.clone(), stopped.clone());
+            move |listener| {
+                serve::serve(listener, router, serve_config, async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+            }
+        }),
+    )?;
     let mut demo: Vec<_> = tokens
         .iter()
         .map(|(t, tenant)| format!("{t} → {tenant}"))
@@ -167,11 +191,9 @@ async fn main() -> Result<(), BoxError> {
         println!("  curl -i '{scheme}://{local}/api/items' -H 'Authorization: Bearer alice-token' -H 'content-type: application/json' -d '{{\"id\": 10, \"title\": \"Written through the gateway\"}}'");
     }
 
-    let config = serve::ServeConfig {
-        tls,
-        ..serve::ServeConfig::default()
-    };
-    serve::serve(listener, router, config, serve::shutdown_signal()).await;
+    serve::shutdown_signal().await;
+    let _ = stop.send(true);
+    tokio::task::spawn_blocking(move || workers.join()).await?;
     Ok(())
 }
 

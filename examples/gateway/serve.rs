@@ -44,6 +44,7 @@ use crate::app::BoxError;
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// How the gateway serves.
+#[derive(Clone)]
 pub(crate) struct ServeConfig {
     /// How long a client has to send an HTTP/1.1 request's headers (slow-loris), and on a plain
     /// connection its first bytes, which tell HTTP/1.1 from h2c.
