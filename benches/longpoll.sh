@@ -6,10 +6,14 @@
 #   benches/longpoll.sh
 #   CLIENTS=5000 UPSTREAM=http1 benches/longpoll.sh
 #   UPSTREAM=http1 FIT=1 benches/longpoll.sh   # as many as the open-file limit lets it hold
+#   UPSTREAM=http1 CLIENT_PROTOCOL=h2c benches/longpoll.sh
 #
 # UPSTREAM=h2 (default) has the gateway talk to the stand-in over h2c: one connection carries
-# every held long-poll. UPSTREAM=http1 opens one pooled upstream connection per held request,
-# so the gateway needs two descriptors per client, plus its own (listeners, epoll, stdio).
+# every held long-poll (per gateway worker). UPSTREAM=http1 opens one pooled upstream
+# connection per held request. CLIENT_PROTOCOL=http1 (default): one client connection per
+# long-poll; CLIENT_PROTOCOL=h2c: 500 long-polls per client connection, as a browser's live
+# shapes share its HTTP/2 connection. HTTP/1.1 on both sides needs two descriptors per
+# client in the gateway, plus its own (listeners, epoll, stdio).
 #
 # The script raises the open-file limit itself: the soft limit to the hard one, and the hard
 # one (it runs as root) with `ulimit -Hn`, else `prlimit`, up to /proc/sys/fs/nr_open. Raising
@@ -22,15 +26,20 @@ cd "$(dirname "$0")/.."
 
 CLIENTS=${CLIENTS:-10000}
 UPSTREAM=${UPSTREAM:-h2}
+CLIENT_PROTOCOL=${CLIENT_PROTOCOL:-http1}
+case "$CLIENT_PROTOCOL" in http1 | h2c) ;; *) echo "CLIENT_PROTOCOL is http1 or h2c, not $CLIENT_PROTOCOL" >&2; exit 2 ;; esac
 HOLD_MS=${HOLD_MS:-80000}
 # Below the ephemeral range (32768-60999 on Linux), which 20,000 client sockets here fill.
 GATEWAY_PORT=${GATEWAY_PORT:-28111}
 
 FIT=${FIT:-0}
 METRICS_PORT=${METRICS_PORT:-28112}
-if [ "$UPSTREAM" = http1 ]; then per_client=2; else per_client=1; fi
-# The gateway's own descriptors (stdio, epoll, its wakers, the listeners) come on top.
-need=$((per_client * CLIENTS + 64))
+per_client=0
+if [ "$UPSTREAM" = http1 ]; then per_client=$((per_client + 1)); fi
+if [ "$CLIENT_PROTOCOL" = http1 ]; then per_client=$((per_client + 1)); fi
+# The gateway's own descriptors (stdio, epoll, its wakers, the listeners) come on top, and
+# h2c's client connections, and h2 upstream connections (one per worker).
+need=$((per_client * CLIENTS + CLIENTS / 500 + 64))
 
 nr_open=$(cat /proc/sys/fs/nr_open)
 want=$(( need < nr_open ? need : nr_open ))
@@ -88,17 +97,17 @@ idle_rss=$(rss_kib "$gateway")
 # connection among them, which a long-poll reuses).
 idle_fds=$(ls "/proc/$gateway/fd" | wc -l)
 if [ "$limit" != unlimited ] && [ "$FIT" = 1 ]; then
-    fit=$(( (limit - idle_fds - 4) / per_client ))
+    fit=$(( (limit - idle_fds - 4 - CLIENTS / 500) / (per_client > 0 ? per_client : 1) ))
     if [ "$fit" -lt "$CLIENTS" ]; then
         echo "holding $fit of the $CLIENTS requested: (limit $limit - ${idle_fds} descriptors of the idle gateway - 4 spare) / $per_client per client"
         CLIENTS=$fit
     fi
 fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "gateway idle (after one request): VmRSS ${idle_rss} KiB; upstream $UPSTREAM; open-file limit $limit"
+echo "gateway idle (after one request): VmRSS ${idle_rss} KiB; clients $CLIENT_PROTOCOL, upstream $UPSTREAM; open-file limit $limit"
 
 started=$(date +%s)
-GATEWAY_ADDR=127.0.0.1:$GATEWAY_PORT CLIENTS=$CLIENTS \
+GATEWAY_ADDR=127.0.0.1:$GATEWAY_PORT CLIENTS=$CLIENTS CLIENT_PROTOCOL=$CLIENT_PROTOCOL \
     REQUEST_TARGET="$base&handle=$handle&offset=$offset&live=true" \
     "$bin/longpoll_clients" >"$work/clients.out" &
 pids+=($!)
