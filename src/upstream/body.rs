@@ -52,13 +52,15 @@ pin_project! {
 }
 
 impl ResponseBody {
+    /// `timer`: the response head's timer, reused (see [`IdleTimeout::with_timer`]).
     pub(super) fn upstream(
         body: Incoming,
+        timer: Pin<Box<Sleep>>,
         idle_timeout: Duration,
         live: Option<LiveGuard>,
     ) -> Self {
         Self {
-            inner: EitherBody::inner(IdleTimeout::new(body, idle_timeout)),
+            inner: EitherBody::inner(IdleTimeout::with_timer(body, timer, idle_timeout)),
             live,
         }
     }
@@ -113,10 +115,22 @@ pin_project! {
 }
 
 impl<B> IdleTimeout<B> {
+    #[cfg(test)]
     fn new(body: B, idle_timeout: Duration) -> Self {
+        Self::with_timer(
+            body,
+            Box::pin(tokio::time::sleep(idle_timeout)),
+            idle_timeout,
+        )
+    }
+
+    /// The first window ends `idle_timeout` from now. `timer` may be set to fire earlier (the
+    /// response head's, already in the timer wheel): the lazy reset moves it on, and one
+    /// timer serves the request from send to the body's end.
+    fn with_timer(body: B, timer: Pin<Box<Sleep>>, idle_timeout: Duration) -> Self {
         Self {
             body: Some(body),
-            timer: Box::pin(tokio::time::sleep(idle_timeout)),
+            timer,
             deadline: Instant::now() + idle_timeout,
             idle_timeout,
         }
@@ -214,6 +228,28 @@ mod tests {
         match poll {
             Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap(),
             other => panic!("expected a data frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_timer_handed_on_still_gives_the_body_its_whole_window() {
+        // The response head's timer, 0.8 s into its 1 s when the head arrives.
+        let timer = Box::pin(tokio::time::sleep(Duration::from_secs(1)));
+        tokio::time::advance(Duration::from_millis(800)).await;
+        let (push, frames) = pushed();
+        let mut body = IdleTimeout::with_timer(frames, timer, Duration::from_secs(1));
+        assert!(poll_once(&mut body).await.is_pending());
+
+        // The head's timer has fired (1.3 s after send), the body's window (0.5 s old) has not.
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(poll_once(&mut body).await.is_pending());
+        push.send(Bytes::from_static(b"a")).unwrap();
+        assert_eq!(data(poll_once(&mut body).await), "a");
+
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        match poll_once(&mut body).await {
+            Poll::Ready(Some(Err(BodyError::IdleTimeout))) => {}
+            other => panic!("expected the idle timeout, got {other:?}"),
         }
     }
 

@@ -74,8 +74,9 @@ pin_project! {
         Waiting {
             #[pin]
             response: Pending,
-            #[pin]
-            timeout: Sleep,
+            // Boxed to be handed on: the response body's idle timer is this one (`Some` until
+            // then).
+            timeout: Option<Pin<Box<Sleep>>>,
             idle_timeout: Duration,
             // `Some` for an `https://` upstream: a failure may then be a TLS failure.
             tls: Option<TlsWatch>,
@@ -103,7 +104,7 @@ impl ResponseFuture {
         Self {
             state: State::Waiting {
                 response,
-                timeout: tokio::time::sleep(idle_timeout),
+                timeout: Some(Box::pin(tokio::time::sleep(idle_timeout))),
                 idle_timeout,
                 tls,
                 observed,
@@ -141,14 +142,20 @@ impl Future for ResponseFuture {
             } => match response.poll(cx) {
                 Poll::Ready(Ok(response)) => {
                     let live = observed.answered(Some(response.status()));
-                    client_response(response, *idle_timeout, live)
+                    let timer = timeout
+                        .take()
+                        .unwrap_or_else(|| Box::pin(tokio::time::sleep(*idle_timeout)));
+                    client_response(response, timer, *idle_timeout, live)
                 }
                 Poll::Ready(Err(error)) => {
                     observed.answered(None);
                     upstream_failure(&error, tls.as_ref()).into_response()
                 }
                 Poll::Pending => {
-                    if timeout.poll(cx).is_pending() {
+                    if timeout
+                        .as_mut()
+                        .is_some_and(|timer| timer.as_mut().poll(cx).is_pending())
+                    {
                         return Poll::Pending;
                     }
                     observed.answered(None);
@@ -210,13 +217,14 @@ const TLS_FAILED: &str = "Bad gateway: TLS with the upstream failed";
 /// extensions) comes along.
 fn client_response(
     response: Response<Incoming>,
+    timer: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     live: Option<LiveGuard>,
 ) -> Response<ResponseBody> {
     let (parts, body) = response.into_parts();
     #[cfg(feature = "tls")]
     super::tls::answered(&parts.extensions);
-    let mut client = Response::new(ResponseBody::upstream(body, idle_timeout, live));
+    let mut client = Response::new(ResponseBody::upstream(body, timer, idle_timeout, live));
     *client.status_mut() = parts.status;
     *client.headers_mut() = parts.headers;
     remove_hop_by_hop(client.headers_mut());
