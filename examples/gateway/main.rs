@@ -71,6 +71,8 @@ use tower_electric::SecretString;
 
 use app::{random_hex, BoxError, GatewayConfig};
 
+// This runtime runs what is not serving: the in-process stand-in, `/metrics`, the shutdown
+// signal. The gateway itself serves on the per-core workers started below.
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     tracing_subscriber::fmt()

@@ -13,7 +13,9 @@
 //! cannot borrow an idle core, and `SO_REUSEPORT` lets another process of the same user join
 //! the port (Linux allows only the same effective user).
 //!
-//! Included with `#[path]` by the examples that serve this way.
+//! Included with `#[path]` by the examples that serve this way, and by
+//! `tests/gateway/serving_per_core.rs`.
+#![allow(dead_code)] // each includer uses what it needs
 
 use std::future::Future;
 use std::io;
@@ -21,19 +23,24 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-/// How many workers: `WORKERS` from the environment, else on Linux one per CPU this process
-/// may run on (its affinity mask, so under `taskset -c 1` one), elsewhere one: only Linux
-/// spreads a port's connections over the sockets that share it.
+/// How many workers: `WORKERS` from the environment (see [`workers`]).
 pub(crate) fn workers_from_env() -> Result<usize, String> {
-    match std::env::var("WORKERS") {
-        Ok(text) => match text.parse::<usize>() {
+    workers(std::env::var("WORKERS").ok().as_deref())
+}
+
+/// How many workers for a `WORKERS` setting: a positive number; unset, on Linux one per CPU
+/// this process may run on (its affinity mask, so under `taskset -c 1` one), elsewhere one:
+/// only Linux spreads a port's connections over the sockets that share it.
+pub(crate) fn workers(setting: Option<&str>) -> Result<usize, String> {
+    match setting {
+        Some(text) => match text.parse::<usize>() {
             Ok(workers) if workers > 0 => Ok(workers),
             _ => Err(format!("WORKERS must be a positive number, not {text:?}")),
         },
-        Err(_) if cfg!(target_os = "linux") => {
+        None if cfg!(target_os = "linux") => {
             Ok(std::thread::available_parallelism().map_or(1, usize::from))
         }
-        Err(_) => Ok(1),
+        None => Ok(1),
     }
 }
 

@@ -17,7 +17,8 @@
 //!   the write path. The encryption example's flow (`examples/encryption/demo.rs`) runs here.
 //! - Issue 18: the example's serving code (`examples/gateway/serve.rs`): HTTP/1.1, h2c and TLS
 //!   with ALPN, many live shapes on one HTTP/2 connection, slow clients, graceful shutdown; and
-//!   compression to clients after the body transform.
+//!   compression to clients after the body transform. Issue 16: serving per core
+//!   (`examples/support/per_core.rs`).
 
 #[path = "../../examples/gateway/app.rs"]
 mod app;
@@ -25,6 +26,8 @@ mod app;
 mod columns;
 #[path = "../../examples/encryption/demo.rs"]
 mod demo;
+#[path = "../../examples/support/per_core.rs"]
+mod per_core;
 #[path = "../support/rows.rs"]
 mod rows;
 #[path = "../../examples/gateway/serve.rs"]
@@ -198,3 +201,4 @@ mod compression;
 mod example_gateway;
 mod no_leak;
 mod serving;
+mod serving_per_core;
