@@ -8,10 +8,11 @@
 //! connection's task and the timer are woken from whichever worker last ran them, and each
 //! hand-off parks one worker and unparks another. `benches/profile.sh minimal_gateway` showed
 //! the kernel's `finish_task_switch` at 16% of the minimal gateway's samples on 2 cores; served
-//! per core it is 1.9%, and CPU time per request fell from 52-59 to 44-48 µs
-//! (`MODE=nginx benches/load.sh`). What it costs: no work stealing, so one busy connection
-//! cannot borrow an idle core, and `SO_REUSEPORT` lets another process of the same user join
-//! the port (Linux allows only the same effective user).
+//! per core, 1.9% and 10.8% in two runs (what is left is wrk, the upstream and the workers
+//! taking turns on 2 cores), and `MODE=nginx benches/load.sh` went from 0.77 to 0.93 of
+//! nginx's requests/s (README, "Benchmarks"). What it costs: no work stealing, so one busy
+//! connection cannot borrow an idle core, and `SO_REUSEPORT` lets another process of the same
+//! user join the port (Linux allows only the same effective user).
 //!
 //! Included with `#[path]` by the examples that serve this way, and by
 //! `tests/gateway/serving_per_core.rs`.
