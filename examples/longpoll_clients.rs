@@ -11,7 +11,8 @@
 //! `REQUEST_TARGET` (the live request's path and query, required), `AUTHORIZATION` (the
 //! header's value, default `Bearer alice-token`), `CLIENT_PROTOCOL`, `STREAMS_PER_CONNECTION`.
 //!
-//! Prints `sent <n>` once every request is written, then `answered <n>` whenever a held
+//! Prints `sent <n>` once every request is written (over h2c: handed to its connection; the
+//! benchmark counts what the stand-in holds, not this), then `answered <n>` whenever a held
 //! request is answered (which, while the hold lasts, it should not be).
 #![allow(clippy::print_stdout)]
 

@@ -59,6 +59,35 @@ fn a_port_held_by_a_socket_that_does_not_share_it_is_an_error_not_a_hang() {
 }
 
 #[test]
+fn join_waits_for_every_worker_and_returns_once_all_have_ended() {
+    // As the example gateway stops its workers: one signal, every worker's future ends.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (ended, ends) = std::sync::mpsc::channel();
+    let workers = (0..2).map(|index| {
+        let (mut stopped, ended) = (stopped.clone(), ended.clone());
+        move |_listener: tokio::net::TcpListener| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+            ended.send(index).unwrap();
+        }
+    });
+    let (_, workers) = per_core::spawn("127.0.0.1:0".parse().unwrap(), workers).unwrap();
+    let (all_joined, joined) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        workers.join();
+        all_joined.send(()).unwrap();
+    });
+    let wait = std::time::Duration::from_millis(200);
+    assert!(joined.recv_timeout(wait).is_err(), "joined before the stop");
+    stop.send(true).unwrap();
+    joined
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let mut ended: Vec<u8> = ends.try_iter().collect();
+    ended.sort_unstable();
+    assert_eq!(ended, [0, 1]);
+}
+
+#[test]
 fn workers_is_a_positive_number_or_one_per_cpu() {
     assert_eq!(per_core::workers(Some("3")), Ok(3));
     for wrong in ["0", "-1", "two", ""] {
