@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use super::http1::Http1Body;
 use super::ErrorChain;
 use crate::body::ResponseBody as EitherBody;
 use crate::observe::metrics::LiveGuard;
@@ -44,7 +45,7 @@ pin_project! {
     #[derive(Debug)]
     pub struct ResponseBody {
         #[pin]
-        inner: EitherBody<IdleTimeout<Incoming>>,
+        inner: EitherBody<IdleTimeout<Received>>,
         // A live response's place in the held-requests gauge: released when the body ends,
         // fails or is dropped (a client that went away).
         live: Option<LiveGuard>,
@@ -54,7 +55,7 @@ pin_project! {
 impl ResponseBody {
     /// `timer`: the response head's timer, reused (see [`IdleTimeout::with_timer`]).
     pub(super) fn upstream(
-        body: Incoming,
+        body: Received,
         timer: Pin<Box<Sleep>>,
         idle_timeout: Duration,
         live: Option<LiveGuard>,
@@ -97,6 +98,44 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Electric's body as the client that sent the request reads it.
+#[derive(Debug)]
+pub(super) enum Received {
+    /// hyper-util's pooled client (h2c, `https://`).
+    Pooled(Incoming),
+    /// The own HTTP/1.1 client (`http://`).
+    Http1(Http1Body),
+}
+
+impl Body for Received {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Pooled(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Self::Http1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Pooled(body) => body.is_end_stream(),
+            Self::Http1(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Pooled(body) => body.size_hint(),
+            Self::Http1(body) => body.size_hint(),
+        }
     }
 }
 

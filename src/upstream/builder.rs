@@ -11,9 +11,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::headers::Forwarding;
+use super::http1::Http1Client;
 #[cfg(feature = "tls")]
 use super::{tls, TlsError, TlsRoots};
-use super::{Connector, ElectricUpstream, Inner, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
+use super::{
+    Connector, ElectricUpstream, Inner, Transport, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+};
 use crate::protocol::headers::SHAPE_PATH;
 
 /// Configures an [`ElectricUpstream`]; made by [`ElectricUpstream::builder`].
@@ -359,14 +362,23 @@ impl Builder {
         // SSE frames are small: do not hold them back waiting for more.
         http.set_nodelay(true);
         let connector = self.connector(http, &target.scheme)?;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(self.versions == Versions::Http2)
-            .build(connector);
+        let transport = if target.scheme == Scheme::HTTP && self.versions != Versions::Http2 {
+            Transport::Http1(Arc::new(Http1Client::new(
+                &target.authority,
+                self.connect_timeout,
+            )))
+        } else {
+            Transport::Pooled(
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .http2_only(self.versions == Versions::Http2)
+                    .build(connector),
+            )
+        };
         Ok(ElectricUpstream {
             inner: Arc::new(Inner {
-                client,
+                transport,
                 scheme: target.scheme,
                 host: target.host,
                 authority: target.authority,

@@ -3,16 +3,17 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::Response;
-use hyper::body::Incoming;
 use hyper_util::client::legacy;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
+use super::body::Received;
 use super::headers::remove_hop_by_hop;
+use super::http1::{Http1Body, Http1Error};
 use super::{ErrorChain, ResponseBody};
 use crate::observe::metrics::{upstream_duration, LiveGuard};
 use crate::observe::{record_upstream, LiveMode};
@@ -68,32 +69,27 @@ type TlsWatch = super::tls::Watch;
 #[cfg(not(feature = "tls"))]
 type TlsWatch = ();
 
+/// The own HTTP/1.1 client's response future.
+type Http1Pending = Pin<Box<dyn Future<Output = Result<Response<Http1Body>, Http1Error>> + Send>>;
+
 pin_project! {
-    #[project = StateProj]
-    enum State {
-        Waiting {
+    /// A request on its way: through hyper-util's pooled client (h2c, `https://`) or the own
+    /// HTTP/1.1 client (`http://`).
+    #[project = SentProj]
+    pub(super) enum Sent {
+        Pooled {
             #[pin]
             response: Pending,
-            // Boxed to be handed on: the response body's idle timer is this one (`Some` until
-            // then).
-            timeout: Option<Pin<Box<Sleep>>>,
-            idle_timeout: Duration,
             // `Some` for an `https://` upstream: a failure may then be a TLS failure.
             tls: Option<TlsWatch>,
-            observed: Observed,
         },
-        Answered { rejection: Option<Rejection> },
+        Http1 { response: Http1Pending },
     }
 }
 
-impl ResponseFuture {
+impl Sent {
     /// `tls`: whether the upstream is `https://`, so that a failure may be a TLS failure.
-    pub(super) fn waiting(
-        response: legacy::ResponseFuture,
-        idle_timeout: Duration,
-        tls: bool,
-        observed: Observed,
-    ) -> Self {
+    pub(super) fn pooled(response: legacy::ResponseFuture, tls: bool) -> Self {
         #[cfg(feature = "tls")]
         let (response, tls) = {
             let (response, watch) = super::tls::watch(response);
@@ -101,12 +97,61 @@ impl ResponseFuture {
         };
         #[cfg(not(feature = "tls"))]
         let tls = tls.then_some(());
+        Self::Pooled { response, tls }
+    }
+
+    pub(super) fn http1(response: Http1Pending) -> Self {
+        Self::Http1 { response }
+    }
+
+    /// Electric's response head, or the 502 for a request that got none (the cause logged).
+    fn poll_head(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<Received>, Rejection>> {
+        Poll::Ready(match self.project() {
+            SentProj::Pooled { response, tls } => match ready!(response.poll(cx)) {
+                Ok(response) => {
+                    #[cfg(feature = "tls")]
+                    super::tls::answered(response.extensions());
+                    Ok(response.map(Received::Pooled))
+                }
+                Err(error) => Err(upstream_failure(&error, tls.as_ref())),
+            },
+            SentProj::Http1 { response } => match ready!(response.as_mut().poll(cx)) {
+                Ok(response) => Ok(response.map(Received::Http1)),
+                Err(error) => {
+                    tracing::warn!(error = %ErrorChain(&error), "upstream request failed");
+                    Err(Rejection::bad_gateway())
+                }
+            },
+        })
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State {
+        Waiting {
+            #[pin]
+            response: Sent,
+            // Boxed to be handed on: the response body's idle timer is this one (`Some` until
+            // then).
+            timeout: Option<Pin<Box<Sleep>>>,
+            idle_timeout: Duration,
+            observed: Observed,
+        },
+        Answered { rejection: Option<Rejection> },
+    }
+}
+
+impl ResponseFuture {
+    pub(super) fn waiting(response: Sent, idle_timeout: Duration, observed: Observed) -> Self {
         Self {
             state: State::Waiting {
                 response,
                 timeout: Some(Box::pin(tokio::time::sleep(idle_timeout))),
                 idle_timeout,
-                tls,
                 observed,
             },
         }
@@ -137,9 +182,8 @@ impl Future for ResponseFuture {
                 response,
                 timeout,
                 idle_timeout,
-                tls,
                 observed,
-            } => match response.poll(cx) {
+            } => match response.poll_head(cx) {
                 Poll::Ready(Ok(response)) => {
                     let live = observed.answered(Some(response.status()));
                     let timer = timeout
@@ -147,9 +191,9 @@ impl Future for ResponseFuture {
                         .unwrap_or_else(|| Box::pin(tokio::time::sleep(*idle_timeout)));
                     client_response(response, timer, *idle_timeout, live)
                 }
-                Poll::Ready(Err(error)) => {
+                Poll::Ready(Err(rejection)) => {
                     observed.answered(None);
-                    upstream_failure(&error, tls.as_ref()).into_response()
+                    rejection.into_response()
                 }
                 Poll::Pending => {
                     if timeout
@@ -216,14 +260,12 @@ const TLS_FAILED: &str = "Bad gateway: TLS with the upstream failed";
 /// are; nothing from the upstream connection (hop-by-hop headers, connection info in the
 /// extensions) comes along.
 fn client_response(
-    response: Response<Incoming>,
+    response: Response<Received>,
     timer: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     live: Option<LiveGuard>,
 ) -> Response<ResponseBody> {
     let (parts, body) = response.into_parts();
-    #[cfg(feature = "tls")]
-    super::tls::answered(&parts.extensions);
     let mut client = Response::new(ResponseBody::upstream(body, timer, idle_timeout, live));
     *client.status_mut() = parts.status;
     *client.headers_mut() = parts.headers;

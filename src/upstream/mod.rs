@@ -3,9 +3,17 @@
 //! The innermost service of a gateway stack. It sends every request to one fixed URL, the
 //! configured base URL plus Electric's shape path (`/v1/shape` by default), never to a path the
 //! client chose (`/v1/shape/`, `/v1/%73hape` and `/admin` all reach `/v1/shape`), with the
-//! request URI's query exactly as the layers in front of it built it. It uses a pooled HTTP/1.1
-//! client (or h2c with [`Builder::http2_only`]) and streams both bodies: a shape log or an SSE
-//! stream reaches the client frame by frame as Electric writes it.
+//! request URI's query exactly as the layers in front of it built it. It streams both bodies: a
+//! shape log or an SSE stream reaches the client frame by frame as Electric writes it.
+//!
+//! Over `http://` it speaks HTTP/1.1 with a client of its own: one request at a time per
+//! connection, idle connections pooled (up to 512, for 30 s), a held long-poll costing its
+//! socket and its request's future and no more. A connection carries another request only
+//! after a response whose end was read exactly, with nothing after it; response framing that
+//! is unclear (`Transfer-Encoding` beside `Content-Length`, lengths that differ or are not
+//! plain numbers, a malformed head) is a 502, never a guess. With [`Builder::http2_only`] it
+//! speaks h2c instead, and over `https://` HTTP/1.1 or h2, both through hyper-util's pooled
+//! client.
 //!
 //! With the `tls` feature (on by default) the base URL may be `https://`: rustls with the ring
 //! provider, TLS 1.2 and 1.3, SNI, and ALPN offering `h2` and `http/1.1` so that Electric (or
@@ -105,6 +113,7 @@ mod body;
 mod builder;
 mod future;
 mod headers;
+mod http1;
 // Crate-visible for the rustls client configuration it builds, which `jwt::Jwks` fetches an
 // `https://` JWKS with (`TlsSettings`, `http1_connector`); the layer's own machinery stays here.
 #[cfg(feature = "tls")]
@@ -129,8 +138,8 @@ use tower_service::Service;
 
 pub use self::body::{BodyError, BoxError, ResponseBody};
 pub use self::builder::{BuildError, Builder};
-use self::future::Observed;
 pub use self::future::ResponseFuture;
+use self::future::{Observed, Sent};
 use self::headers::{upstream_request_headers, Forwarding};
 #[cfg(feature = "tls")]
 pub use self::tls::{PemInput, TlsError, TlsRoots};
@@ -170,7 +179,7 @@ pub struct ElectricUpstream {
 }
 
 struct Inner {
-    client: Client<Connector, UpstreamBody>,
+    transport: Transport,
     scheme: Scheme,
     authority: Authority,
     path: PathAndQuery,
@@ -178,6 +187,16 @@ struct Inner {
     version: Version,
     forwarding: Forwarding,
     idle_timeout: Duration,
+}
+
+/// The client a request goes out with.
+// One per upstream, inside its `Arc`: the size of the larger variant costs nothing per request.
+#[allow(clippy::large_enum_variant)]
+enum Transport {
+    /// hyper-util's pooled client: h2c, and `https://` (HTTP/1.1 or h2, as ALPN chooses).
+    Pooled(Client<Connector, UpstreamBody>),
+    /// The own HTTP/1.1 client for `http://` (see `http1`): a held long-poll costs its socket.
+    Http1(Arc<http1::Http1Client>),
 }
 
 impl fmt::Debug for ElectricUpstream {
@@ -261,11 +280,17 @@ where
         let live = LiveMode::of_query(request.uri().query().unwrap_or_default());
         match inner.upstream_request(request) {
             Ok(upstream) => {
-                let tls = inner.scheme == Scheme::HTTPS;
-                let sent = inner.client.request(upstream);
+                let sent = match &inner.transport {
+                    Transport::Pooled(client) => {
+                        Sent::pooled(client.request(upstream), inner.scheme == Scheme::HTTPS)
+                    }
+                    Transport::Http1(client) => {
+                        Sent::http1(Box::pin(client.clone().send(upstream)))
+                    }
+                };
                 // Up from here: the request is held at Electric until its body ends or drops.
                 let observed = Observed::sent(live);
-                ResponseFuture::waiting(sent, inner.idle_timeout, tls, observed)
+                ResponseFuture::waiting(sent, inner.idle_timeout, observed)
             }
             Err(error) => {
                 tracing::warn!(error = %ErrorChain(&error), "upstream request could not be built");
