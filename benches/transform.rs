@@ -1,6 +1,7 @@
-//! Throughput of `BodyTransformLayer` over a generated 50 MB snapshot: the identity transform
-//! and a per-value transform (ASCII upper-case of every value), against parsing the whole body
-//! into `serde_json::Value`, transforming it and writing it back.
+//! Throughput of `BodyTransformLayer` over a generated 50 MB snapshot: the identity transform,
+//! a one-column transform (ASCII upper-case of `title`) and a per-value transform (ASCII
+//! upper-case of every value), against parsing the whole body into `serde_json::Value`,
+//! transforming every value and writing it back.
 //!
 //! `cargo bench --bench transform -- --warm-up-time 1 --measurement-time 5`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -76,8 +77,11 @@ fn whole_body_value(body: &Bytes) -> usize {
 fn bench(c: &mut Criterion) {
     let body = support::snapshot(SIZE);
     let identity = BodyTransformLayer::new(each_message(|_: &mut Message<'_>| Ok(())));
+    let one_column = BodyTransformLayer::new(each_message(support::upper_title));
     let per_value = BodyTransformLayer::new(each_message(support::upper));
     assert_eq!(through_layer(&identity, &body), body.len());
+    // Upper-casing ASCII keeps every length.
+    assert_eq!(through_layer(&one_column, &body), body.len());
     // The same messages; the layer also keeps the upstream's newlines between them.
     let newlines = body.iter().filter(|byte| **byte == b'\n').count();
     assert_eq!(
@@ -90,6 +94,9 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("layer_identity", |b| {
         b.iter(|| through_layer(&identity, &body))
+    });
+    group.bench_function("layer_one_column", |b| {
+        b.iter(|| through_layer(&one_column, &body))
     });
     group.bench_function("layer_per_value", |b| {
         b.iter(|| through_layer(&per_value, &body))

@@ -57,3 +57,14 @@ pub(crate) fn upper(message: &mut Message<'_>) -> Result<(), BoxError> {
     }
     Ok(())
 }
+
+/// The one-column transform measured (the "one column rewritten"): ASCII upper-case of
+/// `title` in every value and old value; the other columns pass as they are.
+pub(crate) fn upper_title(message: &mut Message<'_>) -> Result<(), BoxError> {
+    for row in message.rows_mut() {
+        if let Some(Some(title)) = row.get_mut("title") {
+            *title = Cow::Owned(title.to_ascii_uppercase());
+        }
+    }
+    Ok(())
+}
