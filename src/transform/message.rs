@@ -9,7 +9,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 mod reader;
+mod write;
 pub(crate) use reader::read_prefix;
+pub(crate) use write::write_if_changed;
+use write::Origin;
 
 /// The operation of a change message (`headers.operation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,12 +76,49 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 /// in the order Electric sent them.
 ///
 /// Reading does not count as a change. Any `_mut` accessor, [`Row::set`] or [`Row::remove`]
-/// marks the row changed, and a message with a changed row is written anew; an unchanged
-/// message passes on byte for byte.
+/// marks the row changed, and a message with a changed row is written anew: an unchanged
+/// message passes on byte for byte, and in a changed one only the values that differ from
+/// what was read are written anew (unless columns were added or removed).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Row<'a> {
-    columns: Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>,
+    columns: Vec<Column<'a>>,
     changed: bool,
+}
+
+/// One column of a row, and where its value was in the message as read.
+#[derive(Clone, Eq)]
+struct Column<'a> {
+    name: Cow<'a, str>,
+    value: Option<Cow<'a, str>>,
+    /// `None` for a column added by a transform, or read where the message's text was not
+    /// kept (by serde).
+    origin: Option<Origin>,
+}
+
+impl<'a> Column<'a> {
+    fn new(name: Cow<'a, str>, value: Option<Cow<'a, str>>, origin: Option<Origin>) -> Self {
+        Self {
+            name,
+            value,
+            origin,
+        }
+    }
+}
+
+/// Name and value: where a column was read is not part of what it is.
+impl PartialEq for Column<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.value == other.value
+    }
+}
+
+impl fmt::Debug for Column<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("")
+            .field(&self.name)
+            .field(&self.value)
+            .finish()
+    }
 }
 
 impl<'a> Row<'a> {
@@ -101,15 +141,15 @@ impl<'a> Row<'a> {
     pub fn get(&self, column: &str) -> Option<Option<&str>> {
         self.columns
             .iter()
-            .find(|(name, _)| name == column)
-            .map(|(_, value)| value.as_deref())
+            .find(|found| found.name == column)
+            .map(|found| found.value.as_deref())
     }
 
     /// The columns and their values, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
         self.columns
             .iter()
-            .map(|(name, value)| (name.as_ref(), value.as_deref()))
+            .map(|column| (column.name.as_ref(), column.value.as_deref()))
     }
 
     /// The value of `column` to change in place, if the row has it.
@@ -117,8 +157,8 @@ impl<'a> Row<'a> {
         let value = self
             .columns
             .iter_mut()
-            .find(|(name, _)| name == column)
-            .map(|(_, value)| value)?;
+            .find(|found| found.name == column)
+            .map(|found| &mut found.value)?;
         self.changed = true;
         Some(value)
     }
@@ -126,89 +166,37 @@ impl<'a> Row<'a> {
     /// Every column with its value to change in place.
     pub fn values_mut(&mut self) -> impl Iterator<Item = (&str, &mut Option<Cow<'a, str>>)> {
         self.changed = true;
-        self.columns.iter_mut().map(|(name, value)| {
-            let name: &Cow<'a, str> = name;
-            (name.as_ref(), value)
-        })
+        self.columns
+            .iter_mut()
+            .map(|column| (column.name.as_ref(), &mut column.value))
     }
 
     /// Sets `column` to `value` (`None` is `NULL`), adding the column if the row lacks it.
     pub fn set(&mut self, column: &str, value: Option<String>) {
         self.changed = true;
         let value = value.map(Cow::Owned);
-        match self.columns.iter_mut().find(|(name, _)| name == column) {
-            Some((_, slot)) => *slot = value,
-            None => self.columns.push((Cow::Owned(column.to_owned()), value)),
+        match self.columns.iter_mut().find(|found| found.name == column) {
+            Some(found) => found.value = value,
+            None => self
+                .columns
+                .push(Column::new(Cow::Owned(column.to_owned()), value, None)),
         }
     }
 
     /// Removes `column`, returning whether the row had it.
     pub fn remove(&mut self, column: &str) -> bool {
         let before = self.columns.len();
-        self.columns.retain(|(name, _)| name != column);
+        self.columns.retain(|found| found.name != column);
         let removed = self.columns.len() != before;
+        if removed {
+            // The removed value's text is still between the others': the row is written anew.
+            for column in &mut self.columns {
+                column.origin = None;
+            }
+        }
         self.changed |= removed;
         removed
     }
-
-    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        out.push(b'{');
-        for (index, (name, value)) in self.columns.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            write_str(out, name)?;
-            out.push(b':');
-            match value {
-                Some(text) => write_str(out, text)?,
-                None => out.extend_from_slice(b"null"),
-            }
-        }
-        out.push(b'}');
-        Ok(())
-    }
-}
-
-/// Writes `text` as a JSON string, byte for byte as `serde_json` writes it: most values need
-/// no escape, and the pieces between escapes are copied whole.
-fn write_str(out: &mut Vec<u8>, text: &str) -> Result<(), serde_json::Error> {
-    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    // No early exit: the whole check vectorises, and values are short.
-    let needs_escape = bytes.iter().fold(false, |escape, &byte| {
-        escape | (byte < 0x20) | (byte == b'"') | (byte == b'\\')
-    });
-    if !needs_escape {
-        out.extend_from_slice(bytes);
-        out.push(b'"');
-        return Ok(());
-    }
-    let mut from = 0;
-    while let Some(at) = reader::string_special(bytes, from) {
-        out.extend_from_slice(bytes.get(from..at).unwrap_or_default());
-        let byte = bytes.get(at).copied().unwrap_or_default();
-        match byte {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ => {
-                let hex = |nibble: u8| HEX_DIGITS.get(usize::from(nibble)).copied();
-                out.extend_from_slice(b"\\u00");
-                out.extend(hex(byte >> 4));
-                out.extend(hex(byte & 0xf));
-            }
-        }
-        from = at + 1;
-    }
-    out.extend_from_slice(bytes.get(from..).unwrap_or_default());
-    out.push(b'"');
-    Ok(())
 }
 
 impl<'de> Deserialize<'de> for Row<'de> {
@@ -223,7 +211,7 @@ impl<'de> Deserialize<'de> for Row<'de> {
                 let mut columns = Vec::with_capacity(map.size_hint().unwrap_or(8));
                 while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
                     let value = map.next_value::<Option<Text<'de>>>()?;
-                    columns.push((name, value.map(|Text(text)| text)));
+                    columns.push(Column::new(name, value.map(|Text(text)| text), None));
                 }
                 Ok(Row {
                     columns,
@@ -427,6 +415,9 @@ pub struct Message<'a> {
     relation: Option<(Cow<'a, str>, Cow<'a, str>)>,
     shape_table: Option<Relation<'a>>,
     discarded: bool,
+    /// The message's text as read, from its `{` to its `}`, which the rows' origins point
+    /// into; `None` where serde read it.
+    text: Option<&'a str>,
 }
 
 impl fmt::Debug for Message<'_> {
@@ -452,6 +443,7 @@ impl<'a> Message<'a> {
             relation: None,
             shape_table,
             discarded: false,
+            text: None,
         }
     }
 
@@ -517,37 +509,12 @@ impl<'a> Message<'a> {
         self.value.as_ref().is_some_and(Row::is_changed)
             || self.old_value.as_ref().is_some_and(Row::is_changed)
     }
-
-    /// Writes the message with its changed rows; other members are copied as they came.
-    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        out.push(b'{');
-        for (index, field) in self.fields.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            let (name, row) = match field {
-                Field::Value => ("value", self.value.as_ref()),
-                Field::OldValue => ("old_value", self.old_value.as_ref()),
-                Field::Other(name, raw) => {
-                    write_str(out, name)?;
-                    out.push(b':');
-                    out.extend_from_slice(raw.as_bytes());
-                    continue;
-                }
-            };
-            write_str(out, name)?;
-            out.push(b':');
-            match row {
-                Some(row) => row.write_json(out)?,
-                None => out.extend_from_slice(b"null"),
-            }
-        }
-        out.push(b'}');
-        Ok(())
-    }
 }
 
 /// A message as read: a change for a transform, or a control message to pass on.
+// Returned by value and taken apart at once: boxing the change would cost an allocation per
+// message on the transform's hot path.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Parsed<'a> {
     Change(Message<'a>),
     Control,
@@ -621,18 +588,6 @@ fn parse_from<'a, R: serde_json::de::Read<'a>>(
     Ok(parsed)
 }
 
-/// Writes `message` into `out` if a transform changed it; `Ok(false)` if it is unchanged.
-pub(crate) fn write_if_changed(
-    message: &Message<'_>,
-    out: &mut Vec<u8>,
-) -> Result<bool, serde_json::Error> {
-    if !message.is_changed() {
-        return Ok(false);
-    }
-    message.write_json(out)?;
-    Ok(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -689,35 +644,6 @@ mod tests {
         ] {
             assert!(matches!(parse(raw, None).unwrap(), Parsed::Control));
         }
-    }
-
-    #[test]
-    fn unchanged_message_is_not_written() {
-        let raw = br#"{"value":{"a":"1"}}"#;
-        let mut message = change(raw);
-        assert_eq!(message.value().unwrap().iter().count(), 1);
-        let mut out = Vec::new();
-        assert!(!write_if_changed(&message, &mut out).unwrap());
-        message.value_mut().unwrap().set("a", Some("2".into()));
-        assert!(write_if_changed(&message, &mut out).unwrap());
-        assert_eq!(out, br#"{"value":{"a":"2"}}"#);
-    }
-
-    #[test]
-    fn rewrite_keeps_other_members_and_order() {
-        let raw = br#"{ "key" : "k\u0041", "value":{"a":"x","b":null}, "headers":{"operation":"insert"} }"#;
-        let mut message = change(raw);
-        for (_, value) in message.value_mut().unwrap().values_mut() {
-            if let Some(text) = value {
-                *text = Cow::Owned(format!("{text}\n\u{1}"));
-            }
-        }
-        let mut out = Vec::new();
-        assert!(write_if_changed(&message, &mut out).unwrap());
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"key":"k\u0041","value":{"a":"x\n\u0001","b":null},"headers":{"operation":"insert"}}"#
-        );
     }
 
     #[test]
@@ -813,36 +739,6 @@ mod tests {
             let read = HeaderFacts::read(raw).map(|facts| (facts.control, facts.operation));
             let serde = by_serde(raw).map(|(control, operation, _)| (control, operation));
             assert_eq!(read.map_err(|error| error.to_string()), serde, "{raw}");
-        }
-    }
-
-    #[test]
-    fn strings_are_written_as_serde_json_writes_them() {
-        for text in [
-            "",
-            "plain",
-            "a\"b",
-            "back\\slash",
-            "tab\there",
-            "\u{1}\u{1f}",
-            "ü€😀",
-            "\u{7f}/",
-            "\u{0}\u{8}\u{c}\n\r\t\u{b}\u{1b}",
-            "x\"\\\"\\y",
-        ] {
-            let mut out = Vec::new();
-            write_str(&mut out, text).unwrap();
-            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
-        }
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
-        #[test]
-        fn any_string_is_written_as_serde_json_writes_it(text in "(?s)(.|[\"\\\\\\x00-\\x1f])*") {
-            let mut out = Vec::new();
-            write_str(&mut out, &text).unwrap();
-            proptest::prop_assert_eq!(out, serde_json::to_vec(&text).unwrap());
         }
     }
 }

@@ -19,7 +19,9 @@
 //! # Streaming, bounded
 //! Messages are split out of the body as their bytes arrive, whatever the chunk boundaries;
 //! each message is read on its own (borrowing from the chunk; in one pass that also finds its
-//! end when it is whole in the chunk) and written anew only if the transform changed it. Memory is bounded by the largest
+//! end when it is whole in the chunk) and written anew only if the transform changed it, and
+//! then only the values it changed: the rest of the message is copied as it came (a row that
+//! gained or lost a column is written member by member). Memory is bounded by the largest
 //! message, never by the response: a message over
 //! [`max_message_bytes`](BodyTransformLayer::max_message_bytes) (default
 //! [`DEFAULT_MAX_MESSAGE_BYTES`]) ends the body with an error. SSE lines, `: keep-alive`

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use super::{Field, HeaderFacts, Message, Parsed, Relation, Row};
+use super::{Column, Field, HeaderFacts, Message, Origin, Parsed, Relation, Row};
 
 /// How deep values other than rows may nest before the reader leaves them to serde.
 const MAX_DEPTH: u32 = 32;
@@ -274,8 +274,9 @@ impl<'a> Reader<'a> {
         Some(())
     }
 
-    /// A row: an object of strings or `null`.
-    fn row(&mut self) -> Option<Row<'a>> {
+    /// A row: an object of strings or `null`; each value's origin is counted from `base`,
+    /// the index of the message's `{`.
+    fn row(&mut self, base: usize) -> Option<Row<'a>> {
         let mut columns = Vec::with_capacity(8);
         self.container(0, *b"{}", |reader| {
             reader.eat(b'"')?;
@@ -283,6 +284,7 @@ impl<'a> Reader<'a> {
             reader.whitespace();
             reader.eat(b':')?;
             reader.whitespace();
+            let start = reader.at;
             let value = if reader.peek()? == b'n' {
                 reader.literal(b"null")?;
                 None
@@ -290,7 +292,13 @@ impl<'a> Reader<'a> {
                 reader.eat(b'"')?;
                 Some(reader.text()?)
             };
-            columns.push((name, value));
+            let origin = Origin {
+                start: start - base,
+                end: reader.at - base,
+                // Borrowed: the string had no escapes, so its text is the token's inside.
+                plain: matches!(value, Some(Cow::Borrowed(_))),
+            };
+            columns.push(Column::new(name, value, Some(origin)));
             Some(())
         })?;
         Some(Row {
@@ -304,6 +312,7 @@ impl<'a> Reader<'a> {
         let mut control = false;
         let mut seen_headers = false;
         self.whitespace();
+        let base = self.at;
         self.container(0, *b"{}", |reader| {
             reader.eat(b'"')?;
             let name = reader.name()?;
@@ -312,11 +321,11 @@ impl<'a> Reader<'a> {
             reader.whitespace();
             match name {
                 "value" if message.value.is_none() => {
-                    message.value = Some(reader.row()?);
+                    message.value = Some(reader.row(base)?);
                     message.fields.push(Field::Value);
                 }
                 "old_value" if message.old_value.is_none() => {
-                    message.old_value = Some(reader.row()?);
+                    message.old_value = Some(reader.row(base)?);
                     message.fields.push(Field::OldValue);
                 }
                 "value" | "old_value" => return None,
@@ -339,6 +348,7 @@ impl<'a> Reader<'a> {
             }
             Some(())
         })?;
+        message.text = Some(self.text.get(base..self.at)?);
         Some(if control {
             Parsed::Control
         } else {
