@@ -293,8 +293,8 @@ impl<'a> Reader<'a> {
                 Some(reader.text()?)
             };
             let origin = Origin {
-                start: start - base,
-                end: reader.at - base,
+                start: u32::try_from(start - base).ok()?,
+                end: u32::try_from(reader.at - base).ok()?,
                 // Borrowed: the string had no escapes, so its text is the token's inside.
                 plain: matches!(value, Some(Cow::Borrowed(_))),
             };

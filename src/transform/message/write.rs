@@ -5,11 +5,12 @@
 use super::{reader, Column, Field, Message, Row};
 
 /// Where a column's value was in its message's text (a string with its quotes, or `null`),
-/// counted from the message's `{`.
+/// counted from the message's `{`. `u32`: it is in every column the reader reads, and a
+/// message is far below 4 GiB (`max_message_bytes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Origin {
-    pub(super) start: usize,
-    pub(super) end: usize,
+    pub(super) start: u32,
+    pub(super) end: u32,
     /// The string had no escapes: its text is the token's inside.
     pub(super) plain: bool,
 }
@@ -18,7 +19,7 @@ impl Column<'_> {
     /// Whether the value is still the one read at `origin` in `text`. A string read with
     /// escapes counts as changed: it is written anew, to the same JSON value.
     fn is_as_read(&self, text: &str, origin: Origin) -> bool {
-        let Some(token) = text.get(origin.start..origin.end) else {
+        let Some(token) = text.get(origin.start as usize..origin.end as usize) else {
             return false;
         };
         match &self.value {
@@ -83,12 +84,12 @@ impl Message<'_> {
                 if column.is_as_read(text, origin) {
                     continue;
                 }
-                out.extend_from_slice(text.get(copied..origin.start)?.as_bytes());
+                out.extend_from_slice(text.get(copied..origin.start as usize)?.as_bytes());
                 match &column.value {
                     Some(value) => write_str(out, value).ok()?,
                     None => out.extend_from_slice(b"null"),
                 }
-                copied = origin.end;
+                copied = origin.end as usize;
             }
         }
         out.extend_from_slice(text.get(copied..)?.as_bytes());
