@@ -592,7 +592,8 @@ fn parse_from<'a, R: serde_json::de::Read<'a>>(
 mod tests {
     use super::*;
 
-    fn change(bytes: &[u8]) -> Message<'_> {
+    /// The change message `bytes` holds (shared with `write`'s tests).
+    pub(super) fn change(bytes: &[u8]) -> Message<'_> {
         match parse(bytes, None).unwrap() {
             Parsed::Change(message) => message,
             Parsed::Control => panic!("expected a change"),

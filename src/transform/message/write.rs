@@ -183,15 +183,8 @@ fn write_str(out: &mut Vec<u8>, text: &str) -> Result<(), serde_json::Error> {
 mod tests {
     use std::borrow::Cow;
 
-    use super::super::{parse, Parsed};
+    use super::super::tests::change;
     use super::*;
-
-    fn change(bytes: &[u8]) -> Message<'_> {
-        match parse(bytes, None).unwrap() {
-            Parsed::Change(message) => message,
-            Parsed::Control => panic!("expected a change"),
-        }
-    }
 
     #[test]
     fn unchanged_message_is_not_written() {
