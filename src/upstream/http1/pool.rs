@@ -1,9 +1,11 @@
 //! Idle connections kept for the next request: the warmest first, none older than
 //! [`IDLE_TIMEOUT`], none that the server has closed or written to since.
 
+use std::mem::MaybeUninit;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use socket2::SockRef;
 use tokio::net::TcpStream;
 
 /// How long an idle connection is kept. Servers close idle connections after their own
@@ -75,8 +77,13 @@ impl Pool {
 /// see its end), and no bytes a request never asked for, which must not be taken for the next
 /// request's response.
 fn is_quiet(stream: &TcpStream) -> bool {
-    let mut byte = [0; 1];
-    matches!(stream.try_read(&mut byte), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+    // A peek straight at the socket: Tokio's readiness, which `try_read` consults first, may
+    // not have caught up yet with what arrived while the connection was idle.
+    let mut byte = [MaybeUninit::uninit(); 1];
+    matches!(
+        SockRef::from(stream).peek(&mut byte),
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock
+    )
 }
 
 #[cfg(test)]
