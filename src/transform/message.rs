@@ -79,10 +79,58 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 /// marks the row changed, and a message with a changed row is written anew: an unchanged
 /// message passes on byte for byte, and in a changed one only the values that differ from
 /// what was read are written anew (unless columns were added or removed).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, Default)]
 pub struct Row<'a> {
     columns: Vec<Column<'a>>,
     changed: bool,
+    /// Where the row was read, while its columns' origins still describe it: `None` once a
+    /// column is added or removed, and for a row serde read or a transform made.
+    source: Option<RowSource<'a>>,
+}
+
+/// The message text a row was read from, and as which member.
+#[derive(Debug, Clone, Copy)]
+struct RowSource<'a> {
+    message: &'a str,
+    old_value: bool,
+}
+
+impl<'a> Row<'a> {
+    fn read(columns: Vec<Column<'a>>, source: Option<RowSource<'a>>) -> Self {
+        Self {
+            columns,
+            changed: false,
+            source,
+        }
+    }
+
+    /// Whether the columns' origins point into `message`'s text, as its `value`
+    /// (`old_value: false`) or `old_value`: not so for a row moved or cloned from elsewhere,
+    /// nor for one whose columns changed in number.
+    fn was_read_from(&self, message: &str, old_value: bool) -> bool {
+        self.source.is_some_and(|source| {
+            // The same text by address, not by content: another message may read alike.
+            std::ptr::eq(source.message, message) && source.old_value == old_value
+        })
+    }
+}
+
+/// Columns and whether changed: where a row was read is not part of what it is.
+impl PartialEq for Row<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.columns == other.columns && self.changed == other.changed
+    }
+}
+
+impl Eq for Row<'_> {}
+
+impl fmt::Debug for Row<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Row")
+            .field("columns", &self.columns)
+            .field("changed", &self.changed)
+            .finish()
+    }
 }
 
 /// One column of a row, and where its value was in the message as read.
@@ -177,9 +225,11 @@ impl<'a> Row<'a> {
         let value = value.map(Cow::Owned);
         match self.columns.iter_mut().find(|found| found.name == column) {
             Some(found) => found.value = value,
-            None => self
-                .columns
-                .push(Column::new(Cow::Owned(column.to_owned()), value, None)),
+            None => {
+                self.columns
+                    .push(Column::new(Cow::Owned(column.to_owned()), value, None));
+                self.source = None;
+            }
         }
     }
 
@@ -190,9 +240,7 @@ impl<'a> Row<'a> {
         let removed = self.columns.len() != before;
         if removed {
             // The removed value's text is still between the others': the row is written anew.
-            for column in &mut self.columns {
-                column.origin = None;
-            }
+            self.source = None;
         }
         self.changed |= removed;
         removed
@@ -213,10 +261,7 @@ impl<'de> Deserialize<'de> for Row<'de> {
                     let value = map.next_value::<Option<Text<'de>>>()?;
                     columns.push(Column::new(name, value.map(|Text(text)| text), None));
                 }
-                Ok(Row {
-                    columns,
-                    changed: false,
-                })
+                Ok(Row::read(columns, None))
             }
         }
         deserializer.deserialize_map(RowVisitor)
@@ -505,9 +550,20 @@ impl<'a> Message<'a> {
         self.discarded
     }
 
+    /// Whether a row was changed, or replaced by another (a transform's own, a clone, the
+    /// other member's; seen where the reader kept the message's text).
     fn is_changed(&self) -> bool {
-        self.value.as_ref().is_some_and(Row::is_changed)
-            || self.old_value.as_ref().is_some_and(Row::is_changed)
+        let changed = |row: &Row<'_>, old_value| {
+            row.is_changed()
+                || self
+                    .text
+                    .is_some_and(|text| !row.was_read_from(text, old_value))
+        };
+        self.value.as_ref().is_some_and(|row| changed(row, false))
+            || self
+                .old_value
+                .as_ref()
+                .is_some_and(|row| changed(row, true))
     }
 }
 

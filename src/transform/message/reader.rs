@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use super::{Column, Field, HeaderFacts, Message, Origin, Parsed, Relation, Row};
+use super::{Column, Field, HeaderFacts, Message, Origin, Parsed, Relation, Row, RowSource};
 
 /// How deep values other than rows may nest before the reader leaves them to serde.
 const MAX_DEPTH: u32 = 32;
@@ -275,7 +275,8 @@ impl<'a> Reader<'a> {
     }
 
     /// A row: an object of strings or `null`; each value's origin is counted from `base`,
-    /// the index of the message's `{`.
+    /// the index of the message's `{`. Its source's message text is set once the message has
+    /// been read whole.
     fn row(&mut self, base: usize) -> Option<Row<'a>> {
         let mut columns = Vec::with_capacity(8);
         self.container(0, *b"{}", |reader| {
@@ -301,10 +302,7 @@ impl<'a> Reader<'a> {
             columns.push(Column::new(name, value, Some(origin)));
             Some(())
         })?;
-        Some(Row {
-            columns,
-            changed: false,
-        })
+        Some(Row::read(columns, None))
     }
 
     fn message(&mut self, shape_table: Option<Relation<'a>>) -> Option<Parsed<'a>> {
@@ -348,7 +346,16 @@ impl<'a> Reader<'a> {
             }
             Some(())
         })?;
-        message.text = Some(self.text.get(base..self.at)?);
+        let text = self.text.get(base..self.at)?;
+        message.text = Some(text);
+        for (row, old_value) in [(&mut message.value, false), (&mut message.old_value, true)] {
+            if let Some(row) = row {
+                row.source = Some(RowSource {
+                    message: text,
+                    old_value,
+                });
+            }
+        }
         Some(if control {
             Parsed::Control
         } else {

@@ -73,14 +73,22 @@ impl Message<'_> {
         let text = self.text?;
         let mut copied = 0;
         for field in &self.fields {
-            let row = match field {
-                Field::Value => self.value.as_ref(),
-                Field::OldValue => self.old_value.as_ref(),
+            let (row, old_value) = match field {
+                Field::Value => (self.value.as_ref()?, false),
+                Field::OldValue => (self.old_value.as_ref()?, true),
                 Field::Other(..) => continue,
             };
+            if !row.was_read_from(text, old_value) {
+                return None;
+            }
             // Origins increase through a row, and rows come in the order of `fields`.
-            for column in row.map_or(&[][..], |row| &row.columns) {
+            let mut after = copied;
+            for column in &row.columns {
                 let origin = column.origin?;
+                if (origin.start as usize) < after {
+                    return None;
+                }
+                after = origin.end as usize;
                 if column.is_as_read(text, origin) {
                     continue;
                 }
@@ -250,6 +258,45 @@ mod tests {
         assert_eq!(
             written(&message),
             r#"{"key":"k\u0041","value":{"a":"x"},"headers":{"operation":"insert"}}"#
+        );
+    }
+
+    #[test]
+    fn a_row_emptied_of_its_columns_loses_them_all() {
+        let mut message = change(br#"{"old_value":{"secret":"s"}, "value":{"a":"1"}}"#);
+        assert!(message.old_value_mut().unwrap().remove("secret"));
+        assert_eq!(written(&message), r#"{"old_value":{},"value":{"a":"1"}}"#);
+    }
+
+    #[test]
+    fn a_row_moved_from_another_member_or_message_is_written_as_it_now_is() {
+        let raw = br#"{"value":{"a":"1","b":"x"}, "old_value":{"a":"0","b":"x"}}"#;
+        // `value`'s row, changed, put in `old_value`: its origins point into `value`.
+        let mut message = change(raw);
+        let mut row = message.value().unwrap().clone();
+        row.set("a", Some("2".into()));
+        *message.old_value_mut().unwrap() = row;
+        assert_eq!(
+            written(&message),
+            r#"{"value":{"a":"1","b":"x"},"old_value":{"a":"2","b":"x"}}"#
+        );
+
+        // Swapped, neither row changed in itself.
+        let mut message = change(raw);
+        let value = message.value.take();
+        message.value = std::mem::replace(&mut message.old_value, value);
+        assert_eq!(
+            written(&message),
+            r#"{"value":{"a":"0","b":"x"},"old_value":{"a":"1","b":"x"}}"#
+        );
+
+        // From another message read alike (the same offsets, other text).
+        let other = change(br#"{"value":{"a":"7","b":"y"}, "old_value":{"a":"0","b":"x"}}"#);
+        let mut message = change(raw);
+        *message.value_mut().unwrap() = other.value().unwrap().clone();
+        assert_eq!(
+            written(&message),
+            r#"{"value":{"a":"7","b":"y"},"old_value":{"a":"0","b":"x"}}"#
         );
     }
 
