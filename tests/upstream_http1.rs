@@ -347,6 +347,72 @@ async fn a_request_with_a_body_is_never_sent_twice() {
     assert_eq!(server.accepted(), 1);
 }
 
+/// A server whose first connection answers one request, then closes on the next one's head;
+/// every later connection closes on its first request's head. Reports (connection, head) of
+/// each request it closed on.
+async fn closing_on_second_request() -> (Scripted, mpsc::UnboundedReceiver<(usize, String)>) {
+    let (heads, heads_seen) = mpsc::unbounded_channel();
+    let server = scripted(move |number, mut socket| {
+        let heads = heads.clone();
+        async move {
+            if number == 0 {
+                request_head(&mut socket).await.unwrap();
+                let response = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]";
+                socket.write_all(response).await.unwrap();
+            }
+            if let Some(head) = request_head(&mut socket).await {
+                heads.send((number, head)).unwrap();
+            }
+        }
+    })
+    .await;
+    (server, heads_seen)
+}
+
+#[tokio::test]
+async fn an_empty_post_is_never_sent_twice() {
+    let (server, mut heads_seen) = closing_on_second_request().await;
+    let upstream = server.upstream();
+    let first = send(&upstream, get("/v1/shape")).await;
+    assert_eq!(body_of(first).await.unwrap(), "[]");
+    let post = Request::post("/v1/shape")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    assert_eq!(
+        send(&upstream, post).await.status(),
+        StatusCode::BAD_GATEWAY
+    );
+    let (number, head) = heads_seen.recv().await.unwrap();
+    assert_eq!(number, 0);
+    assert!(head.starts_with("POST "), "{head}");
+    assert!(
+        heads_seen.try_recv().is_err(),
+        "the empty POST was sent again"
+    );
+    assert_eq!(server.accepted(), 1);
+}
+
+#[tokio::test]
+async fn a_get_whose_pooled_connection_fails_is_sent_once_more_on_a_new_one() {
+    let (server, mut heads_seen) = closing_on_second_request().await;
+    let upstream = server.upstream();
+    let first = send(&upstream, get("/v1/shape")).await;
+    assert_eq!(body_of(first).await.unwrap(), "[]");
+    // The pooled connection closes under it, and so does the new one: a 502, not a third try.
+    let second = send(&upstream, get("/v1/shape?table=items")).await;
+    assert_eq!(second.status(), StatusCode::BAD_GATEWAY);
+    for expected in [0, 1] {
+        let (number, head) = heads_seen.recv().await.unwrap();
+        assert_eq!(number, expected);
+        assert!(head.starts_with("GET /v1/shape?table=items "), "{head}");
+    }
+    assert!(
+        heads_seen.try_recv().is_err(),
+        "the GET was sent a third time"
+    );
+    assert_eq!(server.accepted(), 2);
+}
+
 /// The response to a GET sent to a server that answers `response`.
 async fn answered_with(response: &'static [u8]) -> Response<ResponseBody> {
     let server = scripted(move |_, socket| answer_each(socket, response)).await;
@@ -391,6 +457,8 @@ async fn a_malformed_or_cut_body_ends_the_body_with_an_error() {
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\r\n[]\r\n0\r\n\r\n",
         // Chunk data longer than its size.
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\n[]\r\n0\r\n\r\n",
+        // A bare LF inside a chunk extension (how "funky chunks" desync proxies).
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2;a\nb\r\n[]\r\n0\r\n\r\n",
     ] {
         let answer = answered_with(response).await;
         assert_eq!(answer.status(), StatusCode::OK);
@@ -418,6 +486,21 @@ async fn informational_heads_are_read_and_left_out() {
     assert_eq!(answer.headers()["electric-offset"], "0_0");
     assert!(!answer.headers().contains_key("link"));
     assert_eq!(body_of(answer).await.unwrap(), "[]");
+}
+
+#[tokio::test]
+async fn a_complete_response_head_larger_than_64_kib_is_a_502_however_it_arrives() {
+    let server = scripted(|_, mut socket| async move {
+        request_head(&mut socket).await.unwrap();
+        let mut head = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-big: ".to_vec();
+        head.extend(std::iter::repeat_n(b'a', 100 * 1024));
+        head.extend_from_slice(b"\r\n\r\n[]");
+        let _ = socket.write_all(&head).await;
+        tokio::time::sleep(HANG_GUARD).await;
+    })
+    .await;
+    let answer = send(&server.upstream(), get("/v1/shape")).await;
+    assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
 }
 
 #[tokio::test]

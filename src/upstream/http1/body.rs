@@ -128,6 +128,10 @@ impl Body for Http1Body {
             };
             match this.decoder.decode(&mut connection.buf) {
                 Ok(Decoded::Data(data)) => {
+                    // A held stream keeps no buffer between frames (the frame holds its bytes).
+                    if connection.buf.is_empty() {
+                        connection.buf = BytesMut::new();
+                    }
                     // Released now, not on the next poll: a server that sees the body at its
                     // end (`is_end_stream`) may never poll it again.
                     if this.decoder == Decoder::Length(0) {
@@ -224,6 +228,16 @@ impl Decoder {
                     }
                     match httparse::parse_chunk_size(buf) {
                         Ok(httparse::Status::Complete((line, size))) => {
+                            let size_line = buf.get(..line).unwrap_or_default();
+                            if line > MAX_CHUNK_LINE {
+                                return Err(Http1Error::Chunked("a chunk-size line too long"));
+                            }
+                            // httparse lets a bare LF into an extension; hyper refuses it.
+                            if memchr::memchr(b'\n', size_line) != Some(line - 1)
+                                || !size_line.ends_with(b"\r\n")
+                            {
+                                return Err(Http1Error::Chunked("a bare LF in a chunk-size line"));
+                            }
                             buf.advance(line);
                             Self::Chunked(if size == 0 {
                                 Chunked::Trailers(0)

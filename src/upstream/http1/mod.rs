@@ -95,8 +95,8 @@ impl Http1Client {
 
     /// Sends `request` (its URI's path and query are the request target; its headers, `Host`
     /// among them, go as they are) and reads the response head. A pooled connection that
-    /// turns out closed before any answer came is replaced by a new one, if the request can
-    /// be sent again (it has no body).
+    /// turns out closed before any answer came is replaced, once, by a new connection, if the
+    /// request may be sent again: an idempotent method (RFC 9110 §9.2.2) without a body.
     pub(super) async fn send(
         self: Arc<Self>,
         request: Request<UpstreamBody>,
@@ -113,10 +113,13 @@ impl Http1Client {
             .map_or("/", |target| target.as_str());
         let head = encode_head(&parts.method, target, &parts.headers, framing);
         drop(parts.headers);
+        let replayable = framing.replayable() && parts.method.is_idempotent();
+        let mut pooled = self.pool.take();
         loop {
-            let (stream, reused) = match self.pool.take() {
-                Some(stream) => (stream, true),
-                None => (self.connect().await?, false),
+            let reused = pooled.is_some();
+            let stream = match pooled.take() {
+                Some(stream) => stream,
+                None => self.connect().await?,
             };
             let mut connection = Connection::new(stream);
             match exchange(&mut connection, &head, &mut body, framing).await {
@@ -129,7 +132,8 @@ impl Http1Client {
                     *answer.headers_mut() = response.headers;
                     return Ok(answer);
                 }
-                Err(Exchange::NothingBack(_)) if reused && framing.replayable() => {}
+                // The retry goes out on a new connection: never twice on a pooled one.
+                Err(Exchange::NothingBack(_)) if reused && replayable => {}
                 Err(Exchange::NothingBack(error) | Exchange::Failed(error)) => return Err(error),
             }
         }
@@ -179,14 +183,23 @@ async fn exchange(
         .write_all(head)
         .await
         .map_err(|error| nothing_back(Http1Error::Write(error)))?;
+    // A body that failed is the request's own failure, not the connection's.
     write_body(&mut connection.stream, body, framing)
         .await
-        .map_err(nothing_back)?;
+        .map_err(|error| match error {
+            Http1Error::Write(_) => Exchange::NothingBack(error),
+            error => Exchange::Failed(error),
+        })?;
     let mut received = false;
     loop {
         if !connection.buf.is_empty() {
             received = true;
+            let buffered = connection.buf.len();
             if let Some(head) = parse_head(&mut connection.buf).map_err(Exchange::Failed)? {
+                // Counted on what the head took, whatever one read brought at once.
+                if buffered - connection.buf.len() > MAX_HEAD {
+                    return Err(Exchange::Failed(Http1Error::HeadTooLarge));
+                }
                 match head.status.as_u16() {
                     101 => return Err(Exchange::Failed(Http1Error::UnexpectedUpgrade)),
                     100..=199 => continue,

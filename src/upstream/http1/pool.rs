@@ -56,12 +56,14 @@ impl Pool {
             .take_while(|connection| connection.since.elapsed() >= IDLE_TIMEOUT)
             .count();
         idle.drain(..expired);
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle {
-                stream,
-                since: Instant::now(),
-            });
+        if idle.len() >= MAX_IDLE {
+            // The oldest goes: it is the nearest to the server's own idle timeout.
+            idle.remove(0);
         }
+        idle.push(Idle {
+            stream,
+            since: Instant::now(),
+        });
     }
 
     #[cfg(test)]
@@ -130,15 +132,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_more_than_max_idle_are_kept() {
+    async fn no_more_than_max_idle_are_kept_the_oldest_going_first() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let pool = Pool::default();
         let mut servers = Vec::new();
+        let mut addresses = Vec::new();
         for _ in 0..MAX_IDLE + 3 {
             let (client, server) = pair(&listener).await;
             servers.push(server);
+            addresses.push(client.local_addr().unwrap());
             pool.put(client);
         }
         assert_eq!(pool.len(), MAX_IDLE);
+        let mut taken = Vec::new();
+        while let Some(stream) = pool.take() {
+            taken.push(stream.local_addr().unwrap());
+        }
+        // The warmest first; the three oldest were closed.
+        addresses.reverse();
+        addresses.truncate(MAX_IDLE);
+        assert_eq!(taken, addresses);
     }
 }
