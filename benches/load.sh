@@ -202,7 +202,7 @@ if [ "$MODE" = nginx ]; then
     awk -v a="$sum_min" -v b="$sum_full" -v c="$sum_bare" -v n="$ROUNDS" 'BEGIN {
         printf "mean minimal gateway / nginx: %.3f (target >= 1.0)\n", a / n
         printf "mean full example gateway / nginx: %.3f (target >= 0.7)\n", b / n
-        printf "mean bare hyper-util proxy / nginx: %.3f (no target: the floor of any hyper gateway here)\n", c / n
+        printf "mean bare hyper-util proxy / nginx: %.3f (no target: hyper server and hyper-util client, no layers)\n", c / n
     }'
     echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
     exit 0
