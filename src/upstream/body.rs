@@ -101,43 +101,9 @@ impl Body for ResponseBody {
     }
 }
 
-/// Electric's body as the client that sent the request reads it.
-#[derive(Debug)]
-pub(super) enum Received {
-    /// hyper-util's pooled client (h2c, `https://`).
-    Pooled(Incoming),
-    /// The own HTTP/1.1 client (`http://`).
-    Http1(Http1Body),
-}
-
-impl Body for Received {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            Self::Pooled(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-            Self::Http1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Pooled(body) => body.is_end_stream(),
-            Self::Http1(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Pooled(body) => body.size_hint(),
-            Self::Http1(body) => body.size_hint(),
-        }
-    }
-}
+/// Electric's body as the client that sent the request reads it: `Left` from hyper-util's
+/// pooled client (h2c, `https://`), `Right` from the own HTTP/1.1 client (`http://`).
+pub(super) type Received = http_body_util::Either<Incoming, Http1Body>;
 
 pin_project! {
     /// Electric's body, ended with an error when idle for longer than `idle_timeout`.

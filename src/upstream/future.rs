@@ -114,12 +114,12 @@ impl Sent {
                 Ok(response) => {
                     #[cfg(feature = "tls")]
                     super::tls::answered(response.extensions());
-                    Ok(response.map(Received::Pooled))
+                    Ok(response.map(Received::Left))
                 }
                 Err(error) => Err(upstream_failure(&error, tls.as_ref())),
             },
             SentProj::Http1 { response } => match ready!(response.as_mut().poll(cx)) {
-                Ok(response) => Ok(response.map(Received::Http1)),
+                Ok(response) => Ok(response.map(Received::Right)),
                 Err(error) => {
                     tracing::warn!(error = %ErrorChain(&error), "upstream request failed");
                     Err(Rejection::bad_gateway())

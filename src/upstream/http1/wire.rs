@@ -10,6 +10,7 @@ use bytes::{Buf, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
+use super::super::headers::list_elements;
 use super::Http1Error;
 
 /// The largest response head read (status line and headers, each informational head on its
@@ -158,18 +159,15 @@ pub(super) fn response_framing(
     {
         return Ok((Framing::Empty, keep_alive));
     }
-    let mut codings = head.headers.get_all(TRANSFER_ENCODING).iter().peekable();
-    if codings.peek().is_some() {
+    if head.headers.contains_key(TRANSFER_ENCODING) {
         // Both is how responses are split (RFC 9112 §6.1: "ought to be handled as an error").
         if head.headers.contains_key(CONTENT_LENGTH) {
             return Err(Http1Error::Framing(
                 "both Transfer-Encoding and Content-Length",
             ));
         }
-        let last = codings
+        let last = list_elements(&head.headers, &TRANSFER_ENCODING)
             .last()
-            .and_then(|value| value.as_bytes().rsplit(|byte| *byte == b',').next())
-            .map(<[u8]>::trim_ascii)
             .unwrap_or_default();
         return Ok(if last.eq_ignore_ascii_case(b"chunked") {
             (Framing::Chunked, keep_alive)
@@ -188,33 +186,25 @@ pub(super) fn response_framing(
 /// RFC 9110 §8.6), or an error for anything else.
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Http1Error> {
     let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|byte| *byte == b',') {
-            let part = part.trim_ascii();
-            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-                return Err(Http1Error::Framing("a Content-Length that is not a number"));
-            }
-            let parsed = std::str::from_utf8(part)
-                .ok()
-                .and_then(|digits| digits.parse::<u64>().ok())
-                .ok_or(Http1Error::Framing("a Content-Length out of range"))?;
-            if length.is_some_and(|length| length != parsed) {
-                return Err(Http1Error::Framing("Content-Length values that differ"));
-            }
-            length = Some(parsed);
+    for part in list_elements(headers, &CONTENT_LENGTH) {
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return Err(Http1Error::Framing("a Content-Length that is not a number"));
         }
+        let parsed = std::str::from_utf8(part)
+            .ok()
+            .and_then(|digits| digits.parse::<u64>().ok())
+            .ok_or(Http1Error::Framing("a Content-Length out of range"))?;
+        if length.is_some_and(|length| length != parsed) {
+            return Err(Http1Error::Framing("Content-Length values that differ"));
+        }
+        length = Some(parsed);
     }
     Ok(length)
 }
 
 /// Whether `Connection` names `close`.
 fn names_close(headers: &HeaderMap) -> bool {
-    headers.get_all(CONNECTION).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|byte| *byte == b',')
-            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
+    list_elements(headers, &CONNECTION).any(|token| token.eq_ignore_ascii_case(b"close"))
 }
 
 #[cfg(test)]
