@@ -139,6 +139,25 @@ async fn a_connection_whose_response_ended_exactly_carries_the_next_request() {
 }
 
 #[tokio::test]
+async fn a_length_body_frees_its_connection_with_its_last_frame() {
+    // A server that sees `is_end_stream` after the last frame never polls the body again:
+    // the connection must be back in the pool by then, not only at the next poll.
+    let server = scripted(|_, socket| {
+        answer_each(socket, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]")
+    })
+    .await;
+    let upstream = server.upstream();
+    for _ in 0..2 {
+        let mut body = send(&upstream, get("/v1/shape")).await.into_body();
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "[]");
+        assert!(body.is_end_stream());
+        drop(body);
+    }
+    assert_eq!(server.accepted(), 1);
+}
+
+#[tokio::test]
 async fn no_body_after_head_204_and_304_and_the_connection_is_reused() {
     // A 304 with a content-length of the full body it does not send, as servers do.
     let server = scripted(|_, mut socket| async move {
