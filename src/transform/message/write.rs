@@ -68,7 +68,7 @@ impl Message<'_> {
 
     /// The message's text as read, with only the values that differ from what was read
     /// written anew. `None` (with part of it written) when it cannot be: the message was read
-    /// by serde, or a row gained or lost a column.
+    /// by serde, or a row gained or lost a column or is not the one read in its place.
     fn splice_into(&self, out: &mut Vec<u8>) -> Option<()> {
         let text = self.text?;
         let mut copied = 0;
