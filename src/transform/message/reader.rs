@@ -5,13 +5,15 @@
 //! one pass over the bytes: it reads a message at the start of its input, checking it as
 //! strictly as `serde_json` does, and says where it ended. It only takes on the forms it
 //! reads exactly as serde would (member names without escapes, no `\u` escape in row
-//! strings, each of `headers`, `value`, `old_value` at most once, shallow nesting, headers
-//! [`HeaderFacts::scan`] reads); for anything else, valid or not, it answers `None` and the
-//! caller reads the message with serde, so results and errors stay serde's.
+//! strings, each of `headers`, `value`, `old_value` at most once, shallow nesting, headers in
+//! their common form: see [`Reader::headers`]); for anything else, valid or not, it answers
+//! `None` and the caller reads the message with serde, so results and errors stay serde's.
 
 use std::borrow::Cow;
 
-use super::{Column, Field, HeaderFacts, Message, Origin, Parsed, Relation, Row, RowSource};
+use super::{
+    Column, Field, HeaderFacts, Message, Operation, Origin, Parsed, Relation, Row, RowSource,
+};
 
 /// How deep values other than rows may nest before the reader leaves them to serde.
 const MAX_DEPTH: u32 = 32;
@@ -46,6 +48,20 @@ pub(super) fn read_whole<'a>(
     let parsed = reader.message(shape_table)?;
     reader.whitespace();
     (reader.at == text.len()).then_some(parsed)
+}
+
+/// Reads `raw` as a message's `headers` in their common form (see [`Reader::headers`]),
+/// whitespace around it allowed; `None` for any other form.
+pub(super) fn read_headers(raw: &str) -> Option<HeaderFacts<'_>> {
+    let mut reader = Reader {
+        text: raw,
+        bytes: raw.as_bytes(),
+        at: 0,
+    };
+    reader.whitespace();
+    let facts = reader.headers()?;
+    reader.whitespace();
+    (reader.at == raw.len()).then_some(facts)
 }
 
 struct Reader<'a> {
@@ -274,6 +290,53 @@ impl<'a> Reader<'a> {
         Some(())
     }
 
+    /// A change's headers in their common form: an object whose member names, `operation` and
+    /// the two `relation` names are strings without escapes, with at most one `operation` and
+    /// one `relation` and no `control` or `event` (a control message, which serde reads);
+    /// other members are checked and skipped, as serde ignores them. Read at nesting depth 1,
+    /// as a member of the message.
+    fn headers(&mut self) -> Option<HeaderFacts<'a>> {
+        let mut facts = HeaderFacts {
+            control: false,
+            operation: None,
+            relation: None,
+        };
+        let (mut seen_operation, mut seen_relation) = (false, false);
+        self.container(1, *b"{}", |reader| {
+            reader.eat(b'"')?;
+            let name = reader.name()?;
+            reader.whitespace();
+            reader.eat(b':')?;
+            reader.whitespace();
+            match name {
+                "operation" if !seen_operation => {
+                    seen_operation = true;
+                    reader.eat(b'"')?;
+                    facts.operation = Operation::parse(reader.name()?);
+                }
+                "relation" if !seen_relation => {
+                    seen_relation = true;
+                    reader.eat(b'[')?;
+                    reader.whitespace();
+                    reader.eat(b'"')?;
+                    let schema = reader.name()?;
+                    reader.whitespace();
+                    reader.eat(b',')?;
+                    reader.whitespace();
+                    reader.eat(b'"')?;
+                    let table = reader.name()?;
+                    reader.whitespace();
+                    reader.eat(b']')?;
+                    facts.relation = Some((Cow::Borrowed(schema), Cow::Borrowed(table)));
+                }
+                "operation" | "relation" | "control" | "event" => return None,
+                _ => reader.skip_value(2)?,
+            }
+            Some(())
+        })?;
+        Some(facts)
+    }
+
     /// A row: an object of strings or `null`; each value's origin is counted from `base`,
     /// the index of the message's `{`. Its source's message text is set once the message has
     /// been read whole.
@@ -330,15 +393,18 @@ impl<'a> Reader<'a> {
                 "headers" if seen_headers => return None,
                 _ => {
                     let start = reader.at;
-                    reader.skip_value(1)?;
-                    let raw = reader.text.get(start..reader.at)?;
                     if name == "headers" {
                         seen_headers = true;
-                        let facts = HeaderFacts::scan(raw)?;
+                        // Checked and read in one pass, as the rest of the message.
+                        let facts = reader.headers()?;
                         control = facts.control;
                         message.operation = facts.operation;
                         message.relation = facts.relation;
-                    } else if name == "key" {
+                    } else {
+                        reader.skip_value(1)?;
+                    }
+                    let raw = reader.text.get(start..reader.at)?;
+                    if name == "key" {
                         message.key = Some(raw);
                     }
                     message.fields.push(Field::Other(Cow::Borrowed(name), raw));
