@@ -62,40 +62,65 @@ pub(crate) fn make_cache_safe(headers: &mut HeaderMap, rules: CacheRules<'_>) {
 /// The directives whose value is a lifetime a private cache would honour.
 const CAPPED_LIFETIMES: [&str; 3] = ["max-age", "stale-while-revalidate", "stale-if-error"];
 
+/// The directives a private response drops: `private` is written first instead, and the others
+/// only speak to shared caches.
+const DROPPED: [&str; 4] = ["public", "private", "s-maxage", "proxy-revalidate"];
+
+/// The elements of the comma-separated list header `name` that are text, trimmed, empty ones
+/// skipped. A line that is not text cannot be understood, so none of it is kept.
+fn text_elements<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(','))
+        .map(str::trim)
+        .filter(|element| !element.is_empty())
+}
+
+/// `value` as a header value, without copying it.
+fn header_value(value: String) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).ok()
+}
+
 fn make_private(headers: &mut HeaderMap, cap_secs: u64) {
-    let mut directives: Vec<String> = Vec::new();
-    for value in headers.get_all(CACHE_CONTROL) {
-        // A value that is not text cannot be understood, so it is not kept.
-        let Ok(text) = value.to_str() else { continue };
-        for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-            let name = directive
-                .split('=')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
-            match name.as_str() {
-                "public" | "private" | "s-maxage" | "proxy-revalidate" => {}
-                lifetime if CAPPED_LIFETIMES.contains(&lifetime) => {
-                    directives.push(capped(lifetime, directive, cap_secs));
-                }
-                _ => directives.push(directive.to_owned()),
-            }
+    // The directives kept, written into one value as they are read: on every response that
+    // depends on the principal, so no list of strings is built.
+    let mut kept = String::with_capacity(64);
+    let mut no_store = false;
+    for directive in text_elements(headers, &CACHE_CONTROL) {
+        let name = directive.split('=').next().unwrap_or_default().trim();
+        if DROPPED
+            .iter()
+            .any(|dropped| name.eq_ignore_ascii_case(dropped))
+        {
+            continue;
         }
+        if !kept.is_empty() {
+            kept.push_str(", ");
+        }
+        match CAPPED_LIFETIMES
+            .iter()
+            .find(|lifetime| name.eq_ignore_ascii_case(lifetime))
+        {
+            Some(lifetime) => push_capped(&mut kept, lifetime, directive, cap_secs),
+            None => kept.push_str(directive),
+        }
+        no_store |= directive.eq_ignore_ascii_case("no-store");
     }
-    let no_store = directives
-        .iter()
-        .any(|directive| directive.eq_ignore_ascii_case("no-store"));
     if !no_store {
-        directives.insert(0, "private".to_owned());
+        kept.insert_str(
+            0,
+            if kept.is_empty() {
+                "private"
+            } else {
+                "private, "
+            },
+        );
     }
-    let value = directives.join(", ");
-    headers.remove(CACHE_CONTROL);
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(CACHE_CONTROL, value);
-    } else {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    }
+    let value = header_value(kept).unwrap_or(HeaderValue::from_static("private, no-store"));
+    // `insert` replaces every line of the header.
+    headers.insert(CACHE_CONTROL, value);
     let surrogate_no_store = headers
         .get(SURROGATE_CONTROL)
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"no-store"));
@@ -105,44 +130,42 @@ fn make_private(headers: &mut HeaderMap, cap_secs: u64) {
     headers.remove(EXPIRES);
 }
 
-/// `name=<seconds>` no longer than `cap_secs`. A value that is not a number of seconds
+/// Writes `name=<seconds>`, no longer than `cap_secs`. A value that is not a number of seconds
 /// (RFC 9111 allows it quoted) is read as longer than any cap: the cap is what a browser gets.
-fn capped(name: &str, directive: &str, cap_secs: u64) -> String {
+fn push_capped(out: &mut String, name: &str, directive: &str, cap_secs: u64) {
+    use std::fmt::Write;
     let seconds = directive
         .split_once('=')
         .map(|(_, value)| value.trim().trim_matches('"'))
         .and_then(|value| value.parse::<u64>().ok())
         .map_or(cap_secs, |seconds| seconds.min(cap_secs));
-    format!("{name}={seconds}")
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{name}={seconds}");
 }
 
 fn add_vary(headers: &mut HeaderMap, vary_on: &[HeaderName]) {
-    let mut names: Vec<String> = Vec::new();
-    for value in headers.get_all(VARY) {
-        let Ok(text) = value.to_str() else { continue };
-        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            if name == "*" {
-                // Varies on everything already: no cache will reuse it.
-                return;
-            }
-            if !names.iter().any(|seen| seen.eq_ignore_ascii_case(name)) {
-                names.push(name.to_owned());
-            }
-        }
-    }
-    for name in vary_on {
+    let mut names = String::with_capacity(64);
+    // The names are trimmed list elements, so ", " only ever separates them.
+    let mut add = |name: &str| {
         if !names
-            .iter()
-            .any(|seen| seen.eq_ignore_ascii_case(name.as_str()))
+            .split(", ")
+            .any(|seen| seen.eq_ignore_ascii_case(name))
         {
-            names.push(name.as_str().to_owned());
+            if !names.is_empty() {
+                names.push_str(", ");
+            }
+            names.push_str(name);
         }
+    };
+    for name in text_elements(headers, &VARY) {
+        if name == "*" {
+            // Varies on everything already: no cache will reuse it.
+            return;
+        }
+        add(name);
     }
-    if names.is_empty() {
-        return;
-    }
-    if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
-        headers.remove(VARY);
+    vary_on.iter().map(HeaderName::as_str).for_each(&mut add);
+    if let Some(value) = header_value(names).filter(|value| !value.is_empty()) {
         headers.insert(VARY, value);
     }
 }
@@ -282,6 +305,21 @@ mod tests {
         make_cache_safe(&mut map, CacheSafety::Unchanged, &[COOKIE]);
         assert_eq!(map[CACHE_CONTROL], "public, max-age=60");
         assert!(map.get(VARY).is_none());
+    }
+
+    #[test]
+    fn cache_control_lines_merge_into_one_and_a_line_that_is_not_text_is_dropped() {
+        let mut map = headers(&[
+            ("cache-control", "public, max-age=600"),
+            ("cache-control", " , must-revalidate,"),
+        ]);
+        map.append(
+            CACHE_CONTROL,
+            HeaderValue::from_bytes(b"max-age=9, \xff-directive").unwrap(),
+        );
+        make_cache_safe(&mut map, CacheSafety::Private, &[COOKIE]);
+        assert_eq!(map.get_all(CACHE_CONTROL).iter().count(), 1);
+        assert_eq!(map[CACHE_CONTROL], "private, max-age=60, must-revalidate");
     }
 
     #[test]
