@@ -59,14 +59,28 @@ impl Identifier {
     /// The identifier as Electric reads it back: bare when it is plain lowercase, quoted
     /// otherwise.
     pub fn to_sql(&self) -> String {
+        let mut sql = String::with_capacity(self.0.len() + 2);
+        self.write_sql(&mut sql);
+        sql
+    }
+
+    /// [`Identifier::to_sql`], appended to `out` (queries are built on every request).
+    fn write_sql(&self, out: &mut String) {
         let plain = self.0.bytes().enumerate().all(|(index, byte)| {
             byte == b'_' || byte.is_ascii_lowercase() || (index > 0 && byte.is_ascii_digit())
         });
         if plain {
-            self.0.clone()
-        } else {
-            format!("\"{}\"", self.0.replace('"', "\"\""))
+            out.push_str(&self.0);
+            return;
         }
+        out.push('"');
+        let mut pieces = self.0.split('"');
+        out.push_str(pieces.next().unwrap_or_default());
+        for piece in pieces {
+            out.push_str("\"\"");
+            out.push_str(piece);
+        }
+        out.push('"');
     }
 }
 
@@ -195,7 +209,11 @@ impl TableName {
 
     /// `schema.name`, each part quoted when needed, as sent in the `table` param.
     pub fn to_param(&self) -> String {
-        format!("{}.{}", self.schema.to_sql(), self.name.to_sql())
+        let mut param = String::with_capacity(self.schema.0.len() + self.name.0.len() + 5);
+        self.schema.write_sql(&mut param);
+        param.push('.');
+        self.name.write_sql(&mut param);
+        param
     }
 }
 
@@ -239,11 +257,14 @@ pub fn parse_column_list(text: &str) -> Result<Vec<Identifier>, IdentifierError>
 
 /// Renders a column list the way [`parse_column_list`] reads it.
 pub fn render_column_list(columns: &[Identifier]) -> String {
-    columns
-        .iter()
-        .map(Identifier::to_sql)
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut list = String::with_capacity(columns.iter().map(|column| column.0.len() + 1).sum());
+    for (index, column) in columns.iter().enumerate() {
+        if index > 0 {
+            list.push(',');
+        }
+        column.write_sql(&mut list);
+    }
+    list
 }
 
 #[cfg(test)]
@@ -366,5 +387,11 @@ mod tests {
         }
         let t = table("\"S\".\"T.x\"");
         assert_eq!(TableName::parse(&t.to_param()).unwrap(), t);
+        // Exactly as Electric reads them back: quotes doubled, plain names bare.
+        assert_eq!(t.to_param(), "\"S\".\"T.x\"");
+        assert_eq!(table("items").to_param(), "public.items");
+        let columns = parse_column_list("id,\"a\"\"b\",\"Has Space\"").unwrap();
+        assert_eq!(render_column_list(&columns), "id,\"a\"\"b\",\"Has Space\"");
+        assert_eq!(render_column_list(&[]), "");
     }
 }

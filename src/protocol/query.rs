@@ -150,11 +150,20 @@ pub(crate) fn with_query(uri: &http::Uri, query: &str) -> Option<http::Uri> {
     let path_and_query = if query.is_empty() {
         http::uri::PathAndQuery::try_from(uri.path())
     } else {
-        http::uri::PathAndQuery::try_from(format!("{}?{query}", uri.path()))
+        http::uri::PathAndQuery::try_from(path_with_query(uri.path(), query))
     };
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = Some(path_and_query.ok()?);
     http::Uri::from_parts(parts).ok()
+}
+
+/// `path?query`, in one allocation of the exact size.
+pub(crate) fn path_with_query(path: &str, query: &str) -> String {
+    let mut text = String::with_capacity(path.len() + 1 + query.len());
+    text.push_str(path);
+    text.push('?');
+    text.push_str(query);
+    text
 }
 
 /// The still-encoded `(key, value)` pairs of a raw query: split on `&`, empty segments
@@ -258,7 +267,7 @@ fn unreserved(byte: u8) -> bool {
 }
 
 /// [`encode_component`], appended to `out` without an intermediate string.
-fn encode_into(out: &mut String, text: &str) {
+pub(crate) fn encode_into(out: &mut String, text: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut run_start = 0;
     for (index, byte) in text.bytes().enumerate() {

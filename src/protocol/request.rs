@@ -1,6 +1,7 @@
 //! `ShapeRequest`: every query param of `/v1/shape`, typed.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use super::ident::{parse_column_list, render_column_list, Identifier, TableName};
 use super::offset::Offset;
@@ -320,8 +321,9 @@ impl ShapeRequest {
             if !out.is_empty() {
                 out.push('&');
             }
-            out.push_str(&format!("params[{}]=", index + 1));
-            out.push_str(&super::query::encode_component(value));
+            // Writing to a String cannot fail.
+            let _ = write!(out, "params[{}]=", index + 1);
+            super::query::encode_into(&mut out, value);
         }
         opt(
             &mut out,

@@ -144,6 +144,7 @@ use self::headers::{upstream_request_headers, Forwarding};
 #[cfg(feature = "tls")]
 pub use self::tls::{PemInput, TlsError, TlsRoots};
 use crate::observe::LiveMode;
+use crate::protocol::query::path_with_query;
 use crate::rejection::Rejection;
 
 /// How long connecting to Electric may take by default.
@@ -236,7 +237,7 @@ impl Inner {
         let (parts, body) = request.into_parts();
         let path_and_query = match parts.uri.query() {
             None => self.path.clone(),
-            Some(query) => PathAndQuery::try_from(format!("{}?{query}", self.path))?,
+            Some(query) => PathAndQuery::try_from(path_with_query(self.path.as_str(), query))?,
         };
         let uri = Uri::builder()
             .scheme(self.scheme.clone())
