@@ -201,6 +201,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An object member's name without escapes and the colon after it, up to its value.
+    fn member_name(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let name = self.name()?;
+        self.whitespace();
+        self.eat(b':')?;
+        self.whitespace();
+        Some(name)
+    }
+
     /// Skips the JSON value at the cursor, checking it as serde does.
     fn skip_value(&mut self, depth: u32) -> Option<()> {
         match self.peek()? {
@@ -303,12 +313,7 @@ impl<'a> Reader<'a> {
         };
         let (mut seen_operation, mut seen_relation) = (false, false);
         self.container(1, *b"{}", |reader| {
-            reader.eat(b'"')?;
-            let name = reader.name()?;
-            reader.whitespace();
-            reader.eat(b':')?;
-            reader.whitespace();
-            match name {
+            match reader.member_name()? {
                 "operation" if !seen_operation => {
                     seen_operation = true;
                     reader.eat(b'"')?;
@@ -375,11 +380,7 @@ impl<'a> Reader<'a> {
         self.whitespace();
         let base = self.at;
         self.container(0, *b"{}", |reader| {
-            reader.eat(b'"')?;
-            let name = reader.name()?;
-            reader.whitespace();
-            reader.eat(b':')?;
-            reader.whitespace();
+            let name = reader.member_name()?;
             match name {
                 "value" if message.value.is_none() => {
                     message.value = Some(reader.row(base)?);
