@@ -290,7 +290,7 @@ struct HeaderFacts<'a> {
 
 impl<'a> HeaderFacts<'a> {
     /// Reads `raw`, a JSON value serde_json has already checked as a raw value: the common
-    /// form by a scan, anything else with serde, with the same result or error as ever.
+    /// form by the one-pass reader, anything else with serde, with the same result or error.
     fn read(raw: &'a str) -> Result<Self, serde_json::Error> {
         if let Some(facts) = Self::scan(raw) {
             return Ok(facts);
