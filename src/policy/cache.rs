@@ -20,7 +20,7 @@ use std::time::Duration;
 use http::header::{CACHE_CONTROL, EXPIRES, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::protocol::headers::SURROGATE_CONTROL;
+use crate::protocol::headers::{list_elements, SURROGATE_CONTROL};
 
 /// How responses whose rows depend on the principal are made safe for shared caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,16 +66,17 @@ const CAPPED_LIFETIMES: [&str; 3] = ["max-age", "stale-while-revalidate", "stale
 /// only speak to shared caches.
 const DROPPED: [&str; 4] = ["public", "private", "s-maxage", "proxy-revalidate"];
 
-/// The elements of the comma-separated list header `name` that are text, trimmed, empty ones
-/// skipped. A line that is not text cannot be understood, so none of it is kept.
+/// The non-empty elements of the list header `name` on its lines that are text. A line that is
+/// not text cannot be understood, so none of it is kept.
 fn text_elements<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
-    headers
+    let text_lines = headers
         .get_all(name)
         .into_iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|text| text.split(','))
-        .map(str::trim)
+        .filter(|line| line.to_str().is_ok());
+    list_elements(text_lines)
         .filter(|element| !element.is_empty())
+        // Visible ASCII, as the line is: always UTF-8.
+        .filter_map(|element| std::str::from_utf8(element).ok())
 }
 
 /// `value` as a header value, without copying it.
@@ -165,7 +166,10 @@ fn add_vary(headers: &mut HeaderMap, vary_on: &[HeaderName]) {
         add(name);
     }
     vary_on.iter().map(HeaderName::as_str).for_each(&mut add);
-    if let Some(value) = header_value(names).filter(|value| !value.is_empty()) {
+    if names.is_empty() {
+        return;
+    }
+    if let Some(value) = header_value(names) {
         headers.insert(VARY, value);
     }
 }

@@ -1,6 +1,6 @@
 //! The header names and values of Electric's shape API.
 
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 
 /// The shape's handle (response).
 pub const ELECTRIC_HANDLE: HeaderName = HeaderName::from_static("electric-handle");
@@ -59,4 +59,15 @@ mod tests {
     fn expose_value_is_the_list_joined() {
         assert_eq!(EXPOSE_HEADERS.join(","), EXPOSE_HEADERS_VALUE);
     }
+}
+
+/// The elements of a comma-separated list header (RFC 9110 §5.6.1) across its `lines`,
+/// whitespace trimmed; empty elements included, for the caller to refuse or skip.
+pub(crate) fn list_elements<'a>(
+    lines: impl IntoIterator<Item = &'a HeaderValue>,
+) -> impl Iterator<Item = &'a [u8]> {
+    lines
+        .into_iter()
+        .flat_map(|line| line.as_bytes().split(|byte| *byte == b','))
+        .map(<[u8]>::trim_ascii)
 }

@@ -6,6 +6,8 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
+use crate::protocol::headers::list_elements;
+
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1, plus the
 /// non-standard `Keep-Alive` and `Proxy-Connection`): a proxy must not pass them on.
 const HOP_BY_HOP: [HeaderName; 9] = [
@@ -35,25 +37,12 @@ pub(super) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
         return;
     }
-    let named: Vec<HeaderName> = list_elements(headers, &CONNECTION)
+    let named: Vec<HeaderName> = list_elements(headers.get_all(CONNECTION))
         .filter_map(|name| HeaderName::from_bytes(name).ok())
         .collect();
     for name in named.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
     }
-}
-
-/// The elements of the comma-separated list header `name` across all its lines (RFC 9110
-/// §5.6.1), whitespace trimmed; empty elements included, for the caller to refuse or skip.
-pub(super) fn list_elements<'a>(
-    headers: &'a HeaderMap,
-    name: &HeaderName,
-) -> impl Iterator<Item = &'a [u8]> {
-    headers
-        .get_all(name)
-        .into_iter()
-        .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
-        .map(<[u8]>::trim_ascii)
 }
 
 /// The client's headers as they go upstream: hop-by-hop headers gone, the client's

@@ -10,8 +10,8 @@ use bytes::{Buf, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
-use super::super::headers::list_elements;
 use super::Http1Error;
+use crate::protocol::headers::list_elements;
 
 /// The largest response head read (status line and headers, each informational head on its
 /// own): hyper's default buffer limit is about 400 KiB; Electric's heads are about 1 KiB.
@@ -166,7 +166,7 @@ pub(super) fn response_framing(
                 "both Transfer-Encoding and Content-Length",
             ));
         }
-        let last = list_elements(&head.headers, &TRANSFER_ENCODING)
+        let last = list_elements(head.headers.get_all(TRANSFER_ENCODING))
             .last()
             .unwrap_or_default();
         return Ok(if last.eq_ignore_ascii_case(b"chunked") {
@@ -186,7 +186,7 @@ pub(super) fn response_framing(
 /// RFC 9110 §8.6), or an error for anything else.
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Http1Error> {
     let mut length = None;
-    for part in list_elements(headers, &CONTENT_LENGTH) {
+    for part in list_elements(headers.get_all(CONTENT_LENGTH)) {
         if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
             return Err(Http1Error::Framing("a Content-Length that is not a number"));
         }
@@ -204,7 +204,7 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Http1Error> {
 
 /// Whether `Connection` names `close`.
 fn names_close(headers: &HeaderMap) -> bool {
-    list_elements(headers, &CONNECTION).any(|token| token.eq_ignore_ascii_case(b"close"))
+    list_elements(headers.get_all(CONNECTION)).any(|token| token.eq_ignore_ascii_case(b"close"))
 }
 
 #[cfg(test)]
