@@ -292,7 +292,7 @@ impl<'a> HeaderFacts<'a> {
     /// Reads `raw`, a JSON value serde_json has already checked as a raw value: the common
     /// form by the one-pass reader, anything else with serde, with the same result or error.
     fn read(raw: &'a str) -> Result<Self, serde_json::Error> {
-        if let Some(facts) = Self::scan(raw) {
+        if let Some(facts) = reader::read_headers(raw) {
             return Ok(facts);
         }
         let headers: Headers<'a> = serde_json::from_str(raw)?;
@@ -305,12 +305,6 @@ impl<'a> HeaderFacts<'a> {
                 .relation
                 .map(|(Text(schema), Text(table))| (schema, table)),
         })
-    }
-
-    /// The common form of a change's headers, read by the one-pass reader; `None` for
-    /// anything else, which serde then reads.
-    fn scan(raw: &'a str) -> Option<Self> {
-        reader::read_headers(raw)
     }
 }
 
@@ -643,7 +637,7 @@ mod tests {
             r#"{"tags":["a\"b"],"operation":"insert"}"#,
         ];
         for raw in scanned {
-            let facts = HeaderFacts::scan(raw).unwrap_or_else(|| panic!("not scanned: {raw}"));
+            let facts = reader::read_headers(raw).unwrap_or_else(|| panic!("not scanned: {raw}"));
             let relation = facts
                 .relation
                 .map(|(schema, table)| (schema.into_owned(), table.into_owned()));
@@ -667,7 +661,7 @@ mod tests {
             r#"{"operation":1}"#,
         ];
         for raw in left_to_serde {
-            assert!(HeaderFacts::scan(raw).is_none(), "{raw}");
+            assert!(reader::read_headers(raw).is_none(), "{raw}");
             // The reading as a whole is serde's: its result, or its error.
             let read = HeaderFacts::read(raw).map(|facts| (facts.control, facts.operation));
             let serde = by_serde(raw).map(|(control, operation, _)| (control, operation));

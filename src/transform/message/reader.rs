@@ -25,11 +25,7 @@ pub(crate) fn read_prefix<'a>(
     text: &'a str,
     shape_table: Option<Relation<'a>>,
 ) -> Option<(Parsed<'a>, usize)> {
-    let mut reader = Reader {
-        text,
-        bytes: text.as_bytes(),
-        at: 0,
-    };
+    let mut reader = Reader::new(text);
     let parsed = reader.message(shape_table)?;
     Some((parsed, reader.at))
 }
@@ -40,11 +36,7 @@ pub(super) fn read_whole<'a>(
     text: &'a str,
     shape_table: Option<Relation<'a>>,
 ) -> Option<Parsed<'a>> {
-    let mut reader = Reader {
-        text,
-        bytes: text.as_bytes(),
-        at: 0,
-    };
+    let mut reader = Reader::new(text);
     let parsed = reader.message(shape_table)?;
     reader.whitespace();
     (reader.at == text.len()).then_some(parsed)
@@ -53,11 +45,7 @@ pub(super) fn read_whole<'a>(
 /// Reads `raw` as a message's `headers` in their common form (see [`Reader::headers`]),
 /// whitespace around it allowed; `None` for any other form.
 pub(super) fn read_headers(raw: &str) -> Option<HeaderFacts<'_>> {
-    let mut reader = Reader {
-        text: raw,
-        bytes: raw.as_bytes(),
-        at: 0,
-    };
+    let mut reader = Reader::new(raw);
     reader.whitespace();
     let facts = reader.headers()?;
     reader.whitespace();
@@ -103,6 +91,14 @@ pub(super) fn string_special(bytes: &[u8], mut at: usize) -> Option<usize> {
 }
 
 impl<'a> Reader<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
