@@ -51,16 +51,6 @@ pub const SSE_CONTENT_TYPE: &str = "text/event-stream";
 /// The path of the shape endpoint.
 pub const SHAPE_PATH: &str = "/v1/shape";
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expose_value_is_the_list_joined() {
-        assert_eq!(EXPOSE_HEADERS.join(","), EXPOSE_HEADERS_VALUE);
-    }
-}
-
 /// The elements of a comma-separated list header (RFC 9110 §5.6.1) across its `lines`,
 /// whitespace trimmed; empty elements included, for the caller to refuse or skip.
 pub(crate) fn list_elements<'a>(
@@ -70,4 +60,24 @@ pub(crate) fn list_elements<'a>(
         .into_iter()
         .flat_map(|line| line.as_bytes().split(|byte| *byte == b','))
         .map(<[u8]>::trim_ascii)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_elements_span_lines_trimmed_with_empty_ones_kept() {
+        let lines = [
+            HeaderValue::from_static(" gzip ,, chunked"),
+            HeaderValue::from_static("close"),
+        ];
+        let elements: Vec<&[u8]> = list_elements(&lines).collect();
+        assert_eq!(elements, [&b"gzip"[..], b"", b"chunked", b"close"],);
+    }
+
+    #[test]
+    fn expose_value_is_the_list_joined() {
+        assert_eq!(EXPOSE_HEADERS.join(","), EXPOSE_HEADERS_VALUE);
+    }
 }
