@@ -3,12 +3,14 @@
 //! read and nothing else came after it; dropped before that, the connection is closed (which
 //! is how Electric learns that the client went away).
 
-use std::pin::Pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::pool::Pool;
@@ -43,22 +45,18 @@ impl Connection {
     /// Reads what the socket has into `buf`: `Ok(0)` at the server's end of the stream. The
     /// buffer grows only once the socket is readable.
     pub(super) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        loop {
-            ready!(self.stream.poll_read_ready(cx))?;
-            self.buf.reserve(self.read_size);
-            let room = self.buf.capacity() - self.buf.len();
-            match self.stream.try_read_buf(&mut self.buf) {
-                Ok(read) => {
-                    if read == room {
-                        self.read_size = (self.read_size * 2).min(MAX_READ);
-                    }
-                    return Poll::Ready(Ok(read));
-                }
-                // Readiness was stale: poll again, which waits for the next.
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(error) => return Poll::Ready(Err(error)),
-            }
+        ready!(self.stream.poll_read_ready(cx))?;
+        self.buf.reserve(self.read_size);
+        let room = self.buf.capacity() - self.buf.len();
+        // Tokio's own read rather than `try_read_buf`: a read shorter than its room clears
+        // the socket's readiness, so the next read waits for the reactor instead of asking
+        // the socket for nothing, and the pool can tell a quiet idle connection without a
+        // system call. Readiness that was stale is cleared and `cx` registered.
+        let read = ready!(pin!(self.stream.read_buf(&mut self.buf)).poll(cx))?;
+        if read == room {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
         }
+        Poll::Ready(Ok(read))
     }
 
     pub(super) async fn read(&mut self) -> std::io::Result<usize> {

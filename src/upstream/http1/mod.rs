@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 use self::body::Connection;
 pub(super) use self::body::Http1Body;
-use self::pool::Pool;
+use self::pool::{Check, Pool};
 use self::wire::{encode_head, parse_head, response_framing, RequestFraming, MAX_HEAD};
 use super::body::BoxError;
 use super::UpstreamBody;
@@ -114,7 +114,11 @@ impl Http1Client {
         let head = encode_head(&parts.method, target, &parts.headers, framing);
         drop(parts.headers);
         let replayable = framing.replayable() && parts.method.is_idempotent();
-        let mut pooled = self.pool.take();
+        let mut pooled = self.pool.take(if replayable {
+            Check::Reactor
+        } else {
+            Check::Socket
+        });
         loop {
             let reused = pooled.is_some();
             let stream = match pooled.take() {

@@ -3,6 +3,7 @@
 
 use std::mem::MaybeUninit;
 use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
@@ -17,6 +18,17 @@ pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Long-polls come back in bursts (every held poll ends when a transaction commits); this many
 /// warm connections carry the next burst without a pool of thousands.
 pub(super) const MAX_IDLE: usize = 512;
+
+/// How closely [`Pool::take`] checks that an idle connection is still quiet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Check {
+    /// What Tokio's reactor has seen of the socket, then a peek if it saw anything: no system
+    /// call for a connection nothing came to. A close that arrived in the moment before the
+    /// reactor saw it costs the request its retry, so this is for requests that have one.
+    Reactor,
+    /// A peek at the socket itself, for a request that cannot be sent again.
+    Socket,
+}
 
 /// The idle connections to one upstream.
 #[derive(Debug, Default)]
@@ -33,7 +45,7 @@ struct Idle {
 
 impl Pool {
     /// The most recently used idle connection that is still open and quiet, if any.
-    pub(super) fn take(&self) -> Option<TcpStream> {
+    pub(super) fn take(&self, check: Check) -> Option<TcpStream> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(connection) = idle.pop() {
             if connection.since.elapsed() >= IDLE_TIMEOUT {
@@ -41,7 +53,7 @@ impl Pool {
                 idle.clear();
                 return None;
             }
-            if is_quiet(&connection.stream) {
+            if is_quiet(&connection.stream, check) {
                 return Some(connection.stream);
             }
         }
@@ -78,9 +90,20 @@ impl Pool {
 /// Whether an idle connection has nothing to read: not closed by the server (a read would
 /// see its end), and no bytes a request never asked for, which must not be taken for the next
 /// request's response.
-fn is_quiet(stream: &TcpStream) -> bool {
-    // A peek straight at the socket: Tokio's readiness, which `try_read` consults first, may
-    // not have caught up yet with what arrived while the connection was idle.
+fn is_quiet(stream: &TcpStream, check: Check) -> bool {
+    if check == Check::Reactor {
+        // The body's last read was short, which cleared the socket's read readiness (see
+        // `Connection::poll_read`): readiness now means something arrived since. Polled with
+        // a waker that does nothing, as no task waits on an idle connection.
+        match stream.poll_read_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Pending => return true,
+            Poll::Ready(Err(_)) => return false,
+            // Perhaps only a read that filled its buffer: the peek tells.
+            Poll::Ready(Ok(())) => {}
+        }
+    }
+    // A peek straight at the socket: Tokio's readiness may not have caught up yet with what
+    // arrived while the connection was idle.
     let mut byte = [MaybeUninit::uninit(); 1];
     matches!(
         SockRef::from(stream).peek(&mut byte),
@@ -108,27 +131,65 @@ mod tests {
 
     #[tokio::test]
     async fn take_gives_the_warmest_quiet_connection_and_drops_the_unfit() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (oldest, _oldest_server) = pair(&listener).await;
-        let (written_to, mut written_to_server) = pair(&listener).await;
-        let (closed, closed_server) = pair(&listener).await;
-        let oldest_address = oldest.local_addr().unwrap();
-        let pool = Pool::default();
-        for stream in [oldest, written_to, closed] {
-            pool.put(stream);
-        }
-        written_to_server
-            .write_all(b"HTTP/1.1 200 OK\r\n")
-            .await
-            .unwrap();
-        drop(closed_server);
-        // Lets the runtime see the bytes and the close arrive (ordering, not timing).
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        for check in [Check::Reactor, Check::Socket] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let (oldest, _oldest_server) = pair(&listener).await;
+            let (written_to, mut written_to_server) = pair(&listener).await;
+            let (closed, closed_server) = pair(&listener).await;
+            let oldest_address = oldest.local_addr().unwrap();
+            let pool = Pool::default();
+            for stream in [oldest, written_to, closed] {
+                pool.put(stream);
+            }
+            written_to_server
+                .write_all(b"HTTP/1.1 200 OK\r\n")
+                .await
+                .unwrap();
+            drop(closed_server);
+            // Lets the runtime see the bytes and the close arrive (ordering, not timing).
+            tokio::time::sleep(Duration::from_millis(50)).await;
 
-        let taken = pool.take().unwrap();
-        assert_eq!(taken.local_addr().unwrap(), oldest_address);
-        assert_eq!(pool.len(), 0);
-        assert!(pool.take().is_none());
+            let taken = pool.take(check).unwrap();
+            assert_eq!(taken.local_addr().unwrap(), oldest_address, "{check:?}");
+            assert_eq!(pool.len(), 0, "{check:?}");
+            assert!(pool.take(check).is_none(), "{check:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_close_the_reactor_has_not_seen_yet_is_caught_by_the_socket_check_only() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (client, server) = pair(&listener).await;
+        let pool = Pool::default();
+        pool.put(client);
+        drop(server);
+        // A blocking wait: the close reaches the socket, but this single-threaded runtime
+        // does not turn its reactor, which so knows nothing of it.
+        std::thread::sleep(Duration::from_millis(50));
+
+        assert!(pool.take(Check::Socket).is_none());
+
+        let (client, server) = pair(&listener).await;
+        pool.put(client);
+        drop(server);
+        std::thread::sleep(Duration::from_millis(50));
+        // What the reactor check trades: this request then costs its retry.
+        assert!(pool.take(Check::Reactor).is_some());
+    }
+
+    #[tokio::test]
+    async fn stale_readiness_falls_back_to_the_peek_which_keeps_a_quiet_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (client, mut server) = pair(&listener).await;
+        server.write_all(b"x").await.unwrap();
+        client.readable().await.unwrap();
+        // `try_read` leaves the readiness set: the reactor still says readable, the socket is
+        // empty.
+        assert_eq!(client.try_read(&mut [0; 8]).unwrap(), 1);
+        let pool = Pool::default();
+        pool.put(client);
+
+        assert!(pool.take(Check::Reactor).is_some());
     }
 
     #[tokio::test]
@@ -145,7 +206,7 @@ mod tests {
         }
         assert_eq!(pool.len(), MAX_IDLE);
         let mut taken = Vec::new();
-        while let Some(stream) = pool.take() {
+        while let Some(stream) = pool.take(Check::Socket) {
             taken.push(stream.local_addr().unwrap());
         }
         // The warmest first; the three oldest were closed.
