@@ -6,7 +6,7 @@
 //! `Transfer-Encoding` next to a `Content-Length`, is an error, never a guess; and only a
 //! response whose end is known exactly leaves its connection fit to be reused.
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
@@ -118,14 +118,35 @@ pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error>
         .code
         .and_then(|code| StatusCode::from_u16(code).ok())
         .ok_or(Http1Error::MalformedHead)?;
-    let mut map = HeaderMap::with_capacity(response.headers.len());
-    for header in response.headers.iter() {
-        let name = HeaderName::from_bytes(header.name.as_bytes())
-            .map_err(|_| Http1Error::MalformedHead)?;
-        let value = HeaderValue::from_bytes(header.value).map_err(|_| Http1Error::MalformedHead)?;
+    // Where each name and value lies in `buf`, so that the values can share the head's bytes
+    // once it is taken off, instead of each being copied into an allocation of its own.
+    let count = response.headers.len();
+    let start = buf.as_ptr() as usize;
+    let span = |part: &[u8]| match part.len() {
+        // An empty value may not point into `buf`; it needs no bytes of it anyway.
+        0 => 0..0,
+        len => {
+            let at = (part.as_ptr() as usize).wrapping_sub(start);
+            at..at.saturating_add(len)
+        }
+    };
+    let mut spans = [const { (0..0, 0..0) }; MAX_HEADERS];
+    for (spans, header) in spans.iter_mut().zip(response.headers.iter()) {
+        *spans = (span(header.name.as_bytes()), span(header.value));
+    }
+    let head = buf.split_to(length).freeze();
+    let mut map = HeaderMap::with_capacity(count);
+    for (name, value) in spans.into_iter().take(count) {
+        let name = head
+            .get(name)
+            .and_then(|name| HeaderName::from_bytes(name).ok())
+            .ok_or(Http1Error::MalformedHead)?;
+        let value = (value.end <= head.len())
+            .then(|| head.slice(value))
+            .and_then(|value| HeaderValue::from_maybe_shared(value).ok())
+            .ok_or(Http1Error::MalformedHead)?;
         map.append(name, value);
     }
-    buf.advance(length);
     Ok(Some(Head {
         status,
         version,
@@ -290,6 +311,20 @@ mod tests {
         assert_eq!(head.version, Version::HTTP_11);
         assert_eq!(head.headers["electric-handle"], "h-1");
         assert_eq!(&buf[..], b"[]", "the body's bytes stay");
+    }
+
+    #[test]
+    fn every_value_is_read_in_order_empty_and_repeated_ones_too() {
+        let mut buf = BytesMut::from(
+            "HTTP/1.1 200 OK\r\nx-empty:\r\nvary: a\r\nx-spaced:  v w \r\nvary: b\r\n\r\nrest",
+        );
+        let head = parse_head(&mut buf).unwrap().unwrap();
+        assert_eq!(head.headers["x-empty"], "");
+        assert_eq!(head.headers["x-spaced"], "v w");
+        let vary: Vec<_> = head.headers.get_all("vary").iter().collect();
+        assert_eq!(vary, ["a", "b"]);
+        assert_eq!(head.headers.len(), 4);
+        assert_eq!(&buf[..], b"rest");
     }
 
     #[test]
