@@ -143,6 +143,82 @@ fn repeated_key(pairs: &[(String, String)]) -> Option<String> {
     })
 }
 
+/// What [`QueryPairs::parse_taking`] keeps of `raw`, written as
+/// [`QueryPairs::to_query_string`] writes it, in one pass that decodes no value: for a query
+/// whose every key and value is already written that way ([`is_canonical`]), as any query this
+/// crate composes is and most clients' are. Encoding what such a component decodes to gives it
+/// back, so each kept pair is copied as it is, and the result, the pairs `take` selects and a
+/// repeated key's refusal are the same as the general path's. `None` when some key or value
+/// is written otherwise (`+`, lowercase or needless escapes, no valid UTF-8): the caller then
+/// takes the general path. The pairs `take` selects are left out, not returned.
+pub(crate) fn canonical_taking(
+    raw: &str,
+    mut take: impl FnMut(&str) -> bool,
+) -> Option<Result<String, ProtocolError>> {
+    let mut out = String::with_capacity(raw.len());
+    let mut keys: Vec<Cow<'_, str>> = Vec::new();
+    for (key, value) in raw_pairs(raw) {
+        if !is_canonical(key) || !is_canonical(value) {
+            return None;
+        }
+        // Only an escape makes the decoded key differ from the raw one (`params%5B1%5D`).
+        let key_text = match key.contains('%') {
+            true => Cow::Owned(decode_component(key).ok()?),
+            false => Cow::Borrowed(key),
+        };
+        if take(&key_text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
+        keys.push(key_text);
+    }
+    keys.sort_unstable();
+    let repeated = keys.windows(2).find_map(|window| match window {
+        [first, second] if first == second => Some(first.to_string()),
+        _ => None,
+    });
+    Some(match repeated {
+        Some(key) => Err(ProtocolError::DuplicateKey { key }),
+        None => Ok(out),
+    })
+}
+
+/// Whether `component` is what [`encode_into`] writes for the text it decodes to: unreserved
+/// bytes as they are, every other byte as `%` and two uppercase hex digits, and the decoded
+/// bytes UTF-8.
+fn is_canonical(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let mut escaped = false;
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        if byte == b'%' {
+            let upper_hex = |at: usize| {
+                bytes
+                    .get(at)
+                    .filter(|digit| matches!(digit, b'0'..=b'9' | b'A'..=b'F'))
+                    .and_then(|&digit| hex_value(digit))
+            };
+            match (upper_hex(index + 1), upper_hex(index + 2)) {
+                (Some(high), Some(low)) if !unreserved(high << 4 | low) => {}
+                _ => return false,
+            }
+            escaped = true;
+            index += 3;
+        } else if unreserved(byte) {
+            index += 1;
+        } else {
+            return false;
+        }
+    }
+    // Escaped bytes may not make UTF-8; only then is there anything to decode.
+    !escaped || decode_component(component).is_ok()
+}
+
 /// `uri` with its query replaced by `query` (already encoded; empty for none), path, scheme
 /// and authority kept. `None` when the result is not a valid URI; callers refuse the request
 /// without repeating the text, which may hold a secret.
@@ -445,5 +521,77 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
         assert_eq!(decode_component(&encoded).unwrap(), text);
+    }
+
+    /// The general path [`canonical_taking`] stands in for.
+    fn general_taking(raw: &str, take: impl FnMut(&str) -> bool) -> Result<String, ProtocolError> {
+        QueryPairs::parse_taking(raw, take).map(|(pairs, _)| pairs.to_query_string())
+    }
+
+    fn is_secret(key: &str) -> bool {
+        key.eq_ignore_ascii_case("secret")
+    }
+
+    #[test]
+    fn canonical_queries_are_copied_less_what_is_taken() {
+        let raw =
+            "table=items&secret=client&offset=-1&where=done%20%3D%20false&params%5B1%5D=%C3%BC";
+        assert_eq!(
+            canonical_taking(raw, is_secret).unwrap().unwrap(),
+            "table=items&offset=-1&where=done%20%3D%20false&params%5B1%5D=%C3%BC"
+        );
+        assert_eq!(
+            canonical_taking("a=1&b=2&%61=3", |_| false),
+            None,
+            "a needless escape is not canonical"
+        );
+        assert_eq!(
+            canonical_taking("a=1&b=2&a=3", |_| false).unwrap(),
+            Err(ProtocolError::DuplicateKey { key: "a".into() })
+        );
+        assert_eq!(
+            canonical_taking("params%5B1%5D=a&params%5B1%5D=b", |_| false).unwrap(),
+            Err(ProtocolError::DuplicateKey {
+                key: "params[1]".into()
+            })
+        );
+    }
+
+    #[test]
+    fn anything_written_otherwise_goes_the_general_way() {
+        for raw in [
+            "a=b+c", "a=%3d", "a=%41", "a=%FF", "a=b c", "a=b=c", "a=%", "a=%4", "a=[1]", "ü=1",
+        ] {
+            assert_eq!(canonical_taking(raw, |_| false), None, "{raw}");
+        }
+        // A key without `=` is written with one: not a copy, so not canonical either way.
+        assert_eq!(
+            canonical_taking("a&b=1", |_| false).unwrap().unwrap(),
+            "a=&b=1"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_taking_agrees_with_the_general_path(
+            raw in "[aA0-9%+=&\\[\\] üfFdDsecrtSECRT._~-]{0,40}",
+        ) {
+            if let Some(result) = canonical_taking(&raw, is_secret) {
+                proptest::prop_assert_eq!(result, general_taking(&raw, is_secret));
+            }
+        }
+
+        #[test]
+        fn what_this_crate_writes_is_always_canonical(
+            pairs in proptest::collection::vec(("[a-zA-Z\\[\\]0-9 %+=&ü]{0,6}", ".{0,8}"), 0..6),
+        ) {
+            let mut raw = String::new();
+            for (key, value) in &pairs {
+                push_pair(&mut raw, key, value);
+            }
+            let result = canonical_taking(&raw, is_secret);
+            proptest::prop_assert!(result.is_some(), "{raw}");
+            proptest::prop_assert_eq!(result.unwrap(), general_taking(&raw, is_secret));
+        }
     }
 }

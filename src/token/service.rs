@@ -11,7 +11,7 @@ use tower_service::Service;
 use super::config::{is_credential_key, InjectSecret, RequireToken, SECRET_KEY, SOURCE_ID_KEY};
 use crate::body::ResponseBody;
 use crate::future::ResponseFuture;
-use crate::protocol::query::with_query;
+use crate::protocol::query::{canonical_taking, push_pair, with_query};
 use crate::protocol::{ProtocolError, QueryPairs};
 use crate::rejection::Rejection;
 
@@ -92,6 +92,14 @@ impl Settings {
     /// credentials removed, Electric's secret added (inject mode). On error nothing is
     /// forwarded.
     fn prepare<B>(&self, request: &mut Request<B>) -> Result<(), Rejection> {
+        if let (None, Some(inject)) = (&self.require, &self.inject) {
+            if let Some(query) = canonical_injected(self.raw_query(request.uri())?, inject) {
+                // On failure the text is dropped unread: it holds the injected secret.
+                *request.uri_mut() =
+                    with_query(request.uri(), &query?).ok_or_else(Rejection::invalid_request)?;
+                return Ok(());
+            }
+        }
         let query = if self.rewrites_query() {
             Some(self.take_credentials(request.uri())?)
         } else {
@@ -142,6 +150,16 @@ impl Settings {
         &self,
         uri: &Uri,
     ) -> Result<(QueryPairs, Vec<(String, String)>), Rejection> {
+        let raw = self.raw_query(uri)?;
+        // Inject mode owns `source_id` whether or not it sets one (see `is_credential_key`).
+        let with_source_id = self.inject.is_some();
+        Ok(QueryPairs::parse_taking(raw, |key| {
+            is_credential_key(key, with_source_id)
+        })?)
+    }
+
+    /// The query as sent, if it is not over the length limit.
+    fn raw_query<'a>(&self, uri: &'a Uri) -> Result<&'a str, Rejection> {
         let raw = uri.query().unwrap_or_default();
         if raw.len() > self.max_query_len {
             return Err(ProtocolError::QueryTooLong {
@@ -149,12 +167,24 @@ impl Settings {
             }
             .into());
         }
-        // Inject mode owns `source_id` whether or not it sets one (see `is_credential_key`).
-        let with_source_id = self.inject.is_some();
-        Ok(QueryPairs::parse_taking(raw, |key| {
-            is_credential_key(key, with_source_id)
-        })?)
+        Ok(raw)
     }
+}
+
+/// Inject mode's upstream query for a query already written canonically (always so behind
+/// the shape policy layer, which writes every query it forwards so): the
+/// same text as decoding every pair, taking out the credentials, setting the secret and
+/// encoding them again gives, copied instead. `None` for any other query, which then takes
+/// that general path.
+fn canonical_injected(raw: &str, inject: &InjectSecret) -> Option<Result<String, ProtocolError>> {
+    let kept = canonical_taking(raw, |key| is_credential_key(key, true))?;
+    Some(kept.map(|mut query| {
+        push_pair(&mut query, SECRET_KEY, inject.secret.expose());
+        if let Some(source_id) = &inject.source_id {
+            push_pair(&mut query, SOURCE_ID_KEY, source_id.as_str());
+        }
+        query
+    }))
 }
 
 /// Finds the one credential the caller presented and checks it.
