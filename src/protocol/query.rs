@@ -102,7 +102,8 @@ impl QueryPairs {
         self.pairs.is_empty()
     }
 
-    /// Encodes the pairs back into a query string, in their order.
+    /// Encodes the pairs back into a query string, in their order: every byte but RFC 3986's
+    /// unreserved ones percent-encoded, except a key's `[` and `]`, which stay as they are.
     pub fn to_query_string(&self) -> String {
         let mut out = String::new();
         for (key, value) in &self.pairs {
@@ -158,7 +159,7 @@ pub(crate) fn canonical_taking(
     let mut out = String::with_capacity(raw.len());
     let mut keys: Vec<Cow<'_, str>> = Vec::new();
     for (key, value) in raw_pairs(raw) {
-        if !is_canonical(key) || !is_canonical(value) {
+        if !is_canonical(key, bare_in_key) || !is_canonical(value, unreserved) {
             return None;
         }
         // Only an escape makes the decoded key differ from the raw one (`params%5B1%5D`).
@@ -188,10 +189,10 @@ pub(crate) fn canonical_taking(
     })
 }
 
-/// Whether `component` is what [`encode_into`] writes for the text it decodes to: unreserved
-/// bytes as they are, every other byte as `%` and two uppercase hex digits, and the decoded
-/// bytes UTF-8.
-fn is_canonical(component: &str) -> bool {
+/// Whether `component` is what [`push_pair`] writes for the text it decodes to: the bytes
+/// `bare` keeps as they are, every other byte as `%` and two uppercase hex digits, and the
+/// decoded bytes UTF-8.
+fn is_canonical(component: &str, bare: fn(u8) -> bool) -> bool {
     let bytes = component.as_bytes();
     let mut escaped = false;
     let mut index = 0;
@@ -204,12 +205,12 @@ fn is_canonical(component: &str) -> bool {
                     .and_then(|&digit| hex_value(digit))
             };
             match (upper_hex(index + 1), upper_hex(index + 2)) {
-                (Some(high), Some(low)) if !unreserved(high << 4 | low) => {}
+                (Some(high), Some(low)) if !bare(high << 4 | low) => {}
                 _ => return false,
             }
             escaped = true;
             index += 3;
-        } else if unreserved(byte) {
+        } else if bare(byte) {
             index += 1;
         } else {
             return false;
@@ -344,14 +345,26 @@ fn unreserved(byte: u8) -> bool {
 
 /// [`encode_component`], appended to `out` without an intermediate string.
 pub(crate) fn encode_into(out: &mut String, text: &str) {
+    encode_keeping(out, text, unreserved);
+}
+
+/// A key's bytes written as they are: the unreserved ones and the brackets of `params[1]`.
+/// Electric (Plug) reads `params[1]` and `params%5B1%5D` alike, and the bare form is what
+/// people read in logs.
+fn bare_in_key(byte: u8) -> bool {
+    unreserved(byte) || matches!(byte, b'[' | b']')
+}
+
+/// Appends `text` to `out`, every byte that `bare` does not keep written as `%XX`.
+fn encode_keeping(out: &mut String, text: &str, bare: fn(u8) -> bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut run_start = 0;
     for (index, byte) in text.bytes().enumerate() {
-        if unreserved(byte) {
+        if bare(byte) {
             continue;
         }
-        // Unreserved bytes are ASCII, so a non-empty run starts and ends on character
-        // boundaries; only an empty range can fall inside a character (`get` is `None`).
+        // Bare bytes are ASCII, so a non-empty run starts and ends on character boundaries;
+        // only an empty range can fall inside a character (`get` is `None`).
         out.push_str(text.get(run_start..index).unwrap_or_default());
         out.push('%');
         for digit in [byte >> 4, byte & 0x0f] {
@@ -364,12 +377,13 @@ pub(crate) fn encode_into(out: &mut String, text: &str) {
     out.push_str(text.get(run_start..).unwrap_or_default());
 }
 
-/// Appends `key=value`, encoded, with a separating `&` when `out` is not empty.
+/// Appends `key=value`, encoded (a key's brackets bare), with a separating `&` when `out` is
+/// not empty.
 pub(crate) fn push_pair(out: &mut String, key: &str, value: &str) {
     if !out.is_empty() {
         out.push('&');
     }
-    encode_into(out, key);
+    encode_keeping(out, key, bare_in_key);
     out.push('=');
     encode_into(out, value);
 }
@@ -534,11 +548,10 @@ mod tests {
 
     #[test]
     fn canonical_queries_are_copied_less_what_is_taken() {
-        let raw =
-            "table=items&secret=client&offset=-1&where=done%20%3D%20false&params%5B1%5D=%C3%BC";
+        let raw = "table=items&secret=client&offset=-1&where=done%20%3D%20false&params[1]=%C3%BC";
         assert_eq!(
             canonical_taking(raw, is_secret).unwrap().unwrap(),
-            "table=items&offset=-1&where=done%20%3D%20false&params%5B1%5D=%C3%BC"
+            "table=items&offset=-1&where=done%20%3D%20false&params[1]=%C3%BC"
         );
         assert_eq!(
             canonical_taking("a=1&b=2&%61=3", |_| false),
@@ -550,7 +563,7 @@ mod tests {
             Err(ProtocolError::DuplicateKey { key: "a".into() })
         );
         assert_eq!(
-            canonical_taking("params%5B1%5D=a&params%5B1%5D=b", |_| false).unwrap(),
+            canonical_taking("params[1]=a&params[1]=b", |_| false).unwrap(),
             Err(ProtocolError::DuplicateKey {
                 key: "params[1]".into()
             })
@@ -560,7 +573,17 @@ mod tests {
     #[test]
     fn anything_written_otherwise_goes_the_general_way() {
         for raw in [
-            "a=b+c", "a=%3d", "a=%41", "a=%FF", "a=b c", "a=b=c", "a=%", "a=%4", "a=[1]", "ü=1",
+            "a=b+c",
+            "a=%3d",
+            "a=%41",
+            "a=%FF",
+            "a=b c",
+            "a=b=c",
+            "a=%",
+            "a=%4",
+            "a=[1]",
+            "ü=1",
+            "params%5B1%5D=a",
         ] {
             assert_eq!(canonical_taking(raw, |_| false), None, "{raw}");
         }
