@@ -162,7 +162,7 @@ pub(crate) fn canonical_taking(
         if !is_canonical(key, bare_in_key) || !is_canonical(value, unreserved) {
             return None;
         }
-        // Only an escape makes the decoded key differ from the raw one (`params%5B1%5D`).
+        // Only an escape makes the decoded key differ from the raw one (`my%20key`).
         let key_text = match key.contains('%') {
             true => Cow::Owned(decode_component(key).ok()?),
             false => Cow::Borrowed(key),

@@ -289,7 +289,8 @@ impl ShapeRequest {
 
     /// The request as a canonical query string: keys in sorted order, `params[n]` in numeric
     /// order, extras last (sorted), every value percent-encoded (keys too, but for their `[`
-    /// and `]`), identifiers quoted where needed. [`ShapeRequest::parse`] reads it back to an equal request.
+    /// and `]`), identifiers quoted where needed. [`ShapeRequest::parse`] reads it back to an
+    /// equal request.
     pub fn to_query_string(&self) -> String {
         let mut out = String::with_capacity(128);
         let opt = |out: &mut String, key: &str, value: Option<&str>| {
