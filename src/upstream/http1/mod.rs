@@ -13,7 +13,9 @@
 //! Reuse is where a client can hand one response's bytes to another request, so a connection
 //! goes back to the pool only after a response whose end was read exactly (`Content-Length`
 //! or chunked, never "until close", never after `Connection: close` or from HTTP/1.0), with
-//! nothing after it; and it is taken out again only if nothing arrived on it in between.
+//! nothing after it; and it is taken out again only if nothing arrived on it in between
+//! (`pool::Check` says how closely that is checked: for a request that may be sent again, by
+//! what Tokio's reactor saw, for any other by a peek at the socket).
 //! Anything unclear in a response's framing is an error (see [`wire`]).
 
 mod body;
