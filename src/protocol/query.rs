@@ -45,7 +45,7 @@ impl QueryPairs {
             }
             pairs.push((key, value));
         }
-        if let Some(key) = repeated_key(&pairs) {
+        if let Some(key) = repeated_key(pairs.iter().map(|(key, _)| key.as_str())) {
             return Err(ProtocolError::DuplicateKey { key });
         }
         Ok((Self { pairs }, taken))
@@ -135,8 +135,8 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for QueryPairs {
 
 /// A key that `pairs` holds more than once, if any. Sorting makes this `n log n`: a 16 KiB
 /// query of thousands of tiny keys must not cost a comparison of every pair with every other.
-fn repeated_key(pairs: &[(String, String)]) -> Option<String> {
-    let mut keys: Vec<&str> = pairs.iter().map(|(key, _)| key.as_str()).collect();
+fn repeated_key<'a>(keys: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut keys: Vec<&str> = keys.into_iter().collect();
     keys.sort_unstable();
     keys.windows(2).find_map(|window| match window {
         [first, second] if first == second => Some((*first).to_owned()),
@@ -178,12 +178,7 @@ pub(crate) fn canonical_taking(
         out.push_str(value);
         keys.push(key_text);
     }
-    keys.sort_unstable();
-    let repeated = keys.windows(2).find_map(|window| match window {
-        [first, second] if first == second => Some(first.to_string()),
-        _ => None,
-    });
-    Some(match repeated {
+    Some(match repeated_key(keys.iter().map(|key| &**key)) {
         Some(key) => Err(ProtocolError::DuplicateKey { key }),
         None => Ok(out),
     })

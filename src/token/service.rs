@@ -122,16 +122,14 @@ impl Settings {
             }
         }
 
-        if let Some((mut pairs, _taken)) = query {
+        if let Some((pairs, _taken)) = query {
+            let mut query = pairs.to_query_string();
             if let Some(inject) = &self.inject {
-                pairs.set(SECRET_KEY, inject.secret.expose());
-                if let Some(source_id) = &inject.source_id {
-                    pairs.set(SOURCE_ID_KEY, source_id.as_str());
-                }
+                push_injected(&mut query, inject);
             }
             // On failure the text is dropped unread: it holds the injected secret.
-            *request.uri_mut() = with_query(request.uri(), &pairs.to_query_string())
-                .ok_or_else(Rejection::invalid_request)?;
+            *request.uri_mut() =
+                with_query(request.uri(), &query).ok_or_else(Rejection::invalid_request)?;
         }
         Ok(())
     }
@@ -179,12 +177,18 @@ impl Settings {
 fn canonical_injected(raw: &str, inject: &InjectSecret) -> Option<Result<String, ProtocolError>> {
     let kept = canonical_taking(raw, |key| is_credential_key(key, true))?;
     Some(kept.map(|mut query| {
-        push_pair(&mut query, SECRET_KEY, inject.secret.expose());
-        if let Some(source_id) = &inject.source_id {
-            push_pair(&mut query, SOURCE_ID_KEY, source_id.as_str());
-        }
+        push_injected(&mut query, inject);
         query
     }))
+}
+
+/// Appends the server's secret, and Electric Cloud's `source_id` after it, to a query whose
+/// credentials were all taken out.
+fn push_injected(query: &mut String, inject: &InjectSecret) {
+    push_pair(query, SECRET_KEY, inject.secret.expose());
+    if let Some(source_id) = &inject.source_id {
+        push_pair(query, SOURCE_ID_KEY, source_id.as_str());
+    }
 }
 
 /// Finds the one credential the caller presented and checks it.
