@@ -206,7 +206,7 @@ where
                     // from its headers alone, so nothing the client put in the query or body
                     // goes on (nothing unchecked is ever forwarded).
                     let (mut parts, _) = request.into_parts();
-                    parts.uri = with_query(&parts.uri, "").unwrap_or_default();
+                    parts.uri = with_query(std::mem::take(&mut parts.uri), "").unwrap_or_default();
                     let bare = Request::from_parts(parts, RequestBody::full(Bytes::new()));
                     let response = inner.call(bare).await?;
                     return Ok(response.map(ResponseBody::inner));
@@ -317,7 +317,7 @@ where
         parts.headers.remove(CONTENT_TYPE);
         Bytes::new()
     };
-    parts.uri = with_query(&parts.uri, &upstream.to_query_string())
+    parts.uri = with_query(std::mem::take(&mut parts.uri), &upstream.to_query_string())
         .ok_or_else(|| Rejection::invalid_request().with_field_error("query", "is invalid"))?;
     Ok((
         Request::from_parts(parts, RequestBody::full(body)),

@@ -159,7 +159,7 @@ pub(crate) fn canonical_taking(
     let mut out = String::with_capacity(raw.len());
     let mut keys: Vec<Cow<'_, str>> = Vec::new();
     for (key, value) in raw_pairs(raw) {
-        if !is_canonical(key, bare_in_key) || !is_canonical(value, unreserved) {
+        if !is_canonical(key, &BARE_IN_KEY) || !is_canonical(value, &UNRESERVED) {
             return None;
         }
         // Only an escape makes the decoded key differ from the raw one (`my%20key`).
@@ -187,9 +187,9 @@ pub(crate) fn canonical_taking(
 /// Whether `component` is what [`push_pair`] writes for the text it decodes to: the bytes
 /// `bare` keeps as they are, every other byte as `%` and two uppercase hex digits, and the
 /// decoded bytes UTF-8.
-fn is_canonical(component: &str, bare: fn(u8) -> bool) -> bool {
+fn is_canonical(component: &str, bare: &Bare) -> bool {
     let bytes = component.as_bytes();
-    let mut escaped = false;
+    let mut escaped_non_ascii = false;
     let mut index = 0;
     while let Some(&byte) = bytes.get(index) {
         if byte == b'%' {
@@ -200,31 +200,36 @@ fn is_canonical(component: &str, bare: fn(u8) -> bool) -> bool {
                     .and_then(|&digit| hex_value(digit))
             };
             match (upper_hex(index + 1), upper_hex(index + 2)) {
-                (Some(high), Some(low)) if !bare(high << 4 | low) => {}
+                (Some(high), Some(low)) if !bare.keeps(high << 4 | low) => {
+                    escaped_non_ascii |= high >= 8;
+                }
                 _ => return false,
             }
-            escaped = true;
             index += 3;
-        } else if bare(byte) {
+        } else if bare.keeps(byte) {
             index += 1;
         } else {
             return false;
         }
     }
-    // Escaped bytes may not make UTF-8; only then is there anything to decode.
-    !escaped || decode_component(component).is_ok()
+    // Escaped bytes past ASCII may not make UTF-8; only then is there anything to decode (an
+    // escaped ASCII byte is a character of its own, whatever surrounds it).
+    !escaped_non_ascii || decode_component(component).is_ok()
 }
 
 /// `uri` with its query replaced by `query` (already encoded; empty for none), path, scheme
 /// and authority kept. `None` when the result is not a valid URI; callers refuse the request
 /// without repeating the text, which may hold a secret.
-pub(crate) fn with_query(uri: &http::Uri, query: &str) -> Option<http::Uri> {
+///
+/// Takes the URI rather than cloning it: a clone of a URI whose text this crate wrote (it is
+/// held in a vector until shared) would allocate to share it, only to be dropped here.
+pub(crate) fn with_query(uri: http::Uri, query: &str) -> Option<http::Uri> {
     let path_and_query = if query.is_empty() {
         http::uri::PathAndQuery::try_from(uri.path())
     } else {
         http::uri::PathAndQuery::try_from(path_with_query(uri.path(), query))
     };
-    let mut parts = uri.clone().into_parts();
+    let mut parts = uri.into_parts();
     parts.path_and_query = Some(path_and_query.ok()?);
     http::Uri::from_parts(parts).ok()
 }
@@ -325,7 +330,7 @@ fn hex_value(byte: u8) -> Option<u8> {
 /// Percent-encodes one key or value: everything but RFC 3986's unreserved characters is
 /// escaped, so the result decodes to the same text under any form decoder.
 pub fn encode_component(text: &str) -> Cow<'_, str> {
-    if text.bytes().all(unreserved) {
+    if text.bytes().all(|byte| UNRESERVED.keeps(byte)) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() * 3);
@@ -334,39 +339,94 @@ pub fn encode_component(text: &str) -> Cow<'_, str> {
 }
 
 /// The bytes [`encode_component`] leaves as they are (RFC 3986 "unreserved").
-fn unreserved(byte: u8) -> bool {
+const fn unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+/// A set of bytes written as they are, as a table: encoding and the canonical check look every
+/// byte up in it (a call per byte through a function pointer was a third of their time).
+struct Bare([bool; 256]);
+
+impl Bare {
+    fn keeps(&self, byte: u8) -> bool {
+        // Never `None`: the table has an entry for every byte.
+        self.0.get(usize::from(byte)).copied().unwrap_or(false)
+    }
+}
+
+/// [`unreserved`] as a table.
+const UNRESERVED: Bare = bare_table(false);
+
+/// [`bare_in_key`] as a table.
+const BARE_IN_KEY: Bare = bare_table(true);
+
+/// [`bare_in_key`] (`in_key`) or [`unreserved`] as a table. Only the two consts above call it,
+/// when compiling: an index out of range would fail the build, never a request.
+#[allow(clippy::indexing_slicing)]
+const fn bare_table(in_key: bool) -> Bare {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let value = byte as u8;
+        table[byte] = if in_key {
+            bare_in_key(value)
+        } else {
+            unreserved(value)
+        };
+        byte += 1;
+    }
+    Bare(table)
 }
 
 /// [`encode_component`], appended to `out` without an intermediate string.
 pub(crate) fn encode_into(out: &mut String, text: &str) {
-    encode_keeping(out, text, unreserved);
+    encode_keeping(out, text, &UNRESERVED);
 }
 
 /// A key's bytes written as they are: the unreserved ones and the brackets of `params[1]`.
 /// Electric (Plug) reads `params[1]` and `params%5B1%5D` alike, and the bare form is what
 /// people read in logs.
-fn bare_in_key(byte: u8) -> bool {
+const fn bare_in_key(byte: u8) -> bool {
     unreserved(byte) || matches!(byte, b'[' | b']')
 }
 
-/// Appends `text` to `out`, every byte that `bare` does not keep written as `%XX`.
-fn encode_keeping(out: &mut String, text: &str, bare: fn(u8) -> bool) {
+/// `%00%01...%FF`: the escape of byte `b` is the three bytes at `3 * b`, so writing one is one
+/// copy (a where clause is mostly escapes: quotes, spaces, `=`, parentheses).
+// Evaluated when compiling: an index out of range fails the build, never a request.
+#[allow(clippy::indexing_slicing)]
+const ESCAPES: &str = {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    const BYTES: [u8; 768] = {
+        let mut bytes = [0u8; 768];
+        let mut byte = 0;
+        while byte < 256 {
+            bytes[3 * byte] = b'%';
+            bytes[3 * byte + 1] = HEX[byte >> 4];
+            bytes[3 * byte + 2] = HEX[byte & 0x0f];
+            byte += 1;
+        }
+        bytes
+    };
+    match std::str::from_utf8(&BYTES) {
+        Ok(text) => text,
+        Err(_) => panic!("the escapes are ASCII"),
+    }
+};
+
+/// Appends `text` to `out`, every byte that `bare` does not keep written as `%XX`.
+#[inline]
+fn encode_keeping(out: &mut String, text: &str, bare: &Bare) {
+    out.reserve(text.len());
     let mut run_start = 0;
     for (index, byte) in text.bytes().enumerate() {
-        if bare(byte) {
+        if bare.keeps(byte) {
             continue;
         }
         // Bare bytes are ASCII, so a non-empty run starts and ends on character boundaries;
         // only an empty range can fall inside a character (`get` is `None`).
         out.push_str(text.get(run_start..index).unwrap_or_default());
-        out.push('%');
-        for digit in [byte >> 4, byte & 0x0f] {
-            out.push(char::from(
-                HEX.get(usize::from(digit)).copied().unwrap_or(b'0'),
-            ));
-        }
+        let at = 3 * usize::from(byte);
+        out.push_str(ESCAPES.get(at..at + 3).unwrap_or_default());
         run_start = index + 1;
     }
     out.push_str(text.get(run_start..).unwrap_or_default());
@@ -378,7 +438,7 @@ pub(crate) fn push_pair(out: &mut String, key: &str, value: &str) {
     if !out.is_empty() {
         out.push('&');
     }
-    encode_keeping(out, key, bare_in_key);
+    encode_keeping(out, key, &BARE_IN_KEY);
     out.push('=');
     encode_into(out, value);
 }
@@ -419,6 +479,15 @@ mod tests {
     }
 
     #[test]
+    fn the_tables_are_their_functions_for_every_byte() {
+        for byte in 0..=u8::MAX {
+            assert_eq!(UNRESERVED.keeps(byte), unreserved(byte), "{byte:#04x}");
+            assert_eq!(BARE_IN_KEY.keeps(byte), bare_in_key(byte), "{byte:#04x}");
+        }
+        assert_eq!(ESCAPES.len(), 3 * 256);
+    }
+
+    #[test]
     fn every_byte_outside_the_unreserved_set_is_escaped_including_inside_characters() {
         let reference = |text: &str| -> String {
             text.bytes()
@@ -438,6 +507,17 @@ mod tests {
             "€uro\u{10FFFF}",
             "日本 語",
             "'\\\"",
+            // Every byte UTF-8 uses: ASCII, continuations and 2-byte leads, then each
+            // 3- and 4-byte lead.
+            &('\0'..='\u{7FF}').collect::<String>(),
+            &[
+                0x800, 0x1000, 0x2000, 0x3000, 0x4000, 0x5000, 0x6000, 0x7000, 0x8000,
+            ]
+            .into_iter()
+            .chain([0x9000, 0xA000, 0xB000, 0xC000, 0xD000, 0xE000, 0xF000])
+            .chain([0x10000, 0x40000, 0x80000, 0xC0000, 0x100000])
+            .filter_map(char::from_u32)
+            .collect::<String>(),
         ] {
             assert_eq!(encode_component(text), reference(text), "{text:?}");
             let mut out = String::from("k=");

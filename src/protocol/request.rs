@@ -292,7 +292,7 @@ impl ShapeRequest {
     /// and `]`), identifiers quoted where needed. [`ShapeRequest::parse`] reads it back to an
     /// equal request.
     pub fn to_query_string(&self) -> String {
-        let mut out = String::with_capacity(128);
+        let mut out = String::with_capacity(256);
         let opt = |out: &mut String, key: &str, value: Option<&str>| {
             if let Some(value) = value {
                 push_pair(out, key, value);

@@ -95,8 +95,10 @@ impl Settings {
         if let (None, Some(inject)) = (&self.require, &self.inject) {
             if let Some(query) = canonical_injected(self.raw_query(request.uri())?, inject) {
                 // On failure the text is dropped unread: it holds the injected secret.
+                let query = query?;
+                let uri = std::mem::take(request.uri_mut());
                 *request.uri_mut() =
-                    with_query(request.uri(), &query?).ok_or_else(Rejection::invalid_request)?;
+                    with_query(uri, &query).ok_or_else(Rejection::invalid_request)?;
                 return Ok(());
             }
         }
@@ -128,8 +130,8 @@ impl Settings {
                 push_injected(&mut query, inject);
             }
             // On failure the text is dropped unread: it holds the injected secret.
-            *request.uri_mut() =
-                with_query(request.uri(), &query).ok_or_else(Rejection::invalid_request)?;
+            let uri = std::mem::take(request.uri_mut());
+            *request.uri_mut() = with_query(uri, &query).ok_or_else(Rejection::invalid_request)?;
         }
         Ok(())
     }
