@@ -1,5 +1,6 @@
 //! What a policy decides: the [`ShapeDefinition`] a client may see, and the [`Policy`] trait.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -197,15 +198,18 @@ impl fmt::Debug for BoundFilter {
 /// visible unless [`columns`](Self::columns) says otherwise, and the response is treated as
 /// depending on the principal (made private) unless
 /// [`depends_on_principal(false)`](Self::depends_on_principal) says otherwise.
+///
+/// Cloning one is cheap (the column list is shared, the default modes are static), as
+/// [`ShapePolicy`](super::ShapePolicy) clones a table's definition on every request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct ShapeDefinition {
     pub(crate) table: TableName,
-    pub(crate) columns: Option<Vec<Identifier>>,
+    pub(crate) columns: Option<Arc<[Identifier]>>,
     pub(crate) row_filter: Option<BoundFilter>,
     pub(crate) replica: Option<Replica>,
-    pub(crate) replica_modes: Vec<Replica>,
-    pub(crate) log_modes: Vec<LogMode>,
+    pub(crate) replica_modes: Cow<'static, [Replica]>,
+    pub(crate) log_modes: Cow<'static, [LogMode]>,
     pub(crate) client_where: bool,
     pub(crate) subsets: bool,
     pub(crate) depends_on_principal: bool,
@@ -223,8 +227,8 @@ impl ShapeDefinition {
             columns: None,
             row_filter: None,
             replica: None,
-            replica_modes: vec![Replica::Default, Replica::Full],
-            log_modes: vec![LogMode::Full, LogMode::ChangesOnly],
+            replica_modes: Cow::Borrowed(&[Replica::Default, Replica::Full]),
+            log_modes: Cow::Borrowed(&[LogMode::Full, LogMode::ChangesOnly]),
             client_where: false,
             subsets: false,
             depends_on_principal: true,
@@ -263,13 +267,13 @@ impl ShapeDefinition {
 
     /// The `replica` modes a client may ask for (default: both; neither shows more columns).
     pub fn replica_modes(mut self, modes: &[Replica]) -> Self {
-        self.replica_modes = modes.to_vec();
+        self.replica_modes = Cow::Owned(modes.to_vec());
         self
     }
 
     /// The `log` modes a client may ask for (default: both).
     pub fn log_modes(mut self, modes: &[LogMode]) -> Self {
-        self.log_modes = modes.to_vec();
+        self.log_modes = Cow::Owned(modes.to_vec());
         self
     }
 
