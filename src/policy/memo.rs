@@ -12,7 +12,7 @@
 //! flood of distinct clauses therefore costs what it would cost without the memo.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::protocol::{Identifier, SqlLimits};
@@ -69,11 +69,36 @@ impl Entry {
     }
 }
 
+/// The entries, keyed by the hash of their inputs ([`WhereInputs::hash_with`]).
+type Entries = HashMap<u64, Entry, BuildHasherDefault<AlreadyHashed>>;
+
+/// The map's hasher: its keys are already keyed hashes of the inputs, so hashing them again
+/// would only cost time (a second SipHash per request).
+#[derive(Default)]
+struct AlreadyHashed(u64);
+
+impl Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is ever called (the keys are `u64`); any other input is folded in.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
 /// The memo, shared by every clone of a policy service.
 pub(crate) struct WhereMemo {
     capacity: usize,
     hasher: std::collections::hash_map::RandomState,
-    entries: Mutex<HashMap<u64, Entry>>,
+    entries: Mutex<Entries>,
 }
 
 impl WhereMemo {
@@ -81,7 +106,7 @@ impl WhereMemo {
         Self {
             capacity,
             hasher: Default::default(),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
@@ -120,7 +145,7 @@ impl WhereMemo {
         Ok(composed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // The map is valid after any panic elsewhere: entries are inserted whole.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
