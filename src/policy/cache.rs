@@ -46,7 +46,18 @@ pub const DEFAULT_PRIVATE_MAX_AGE: Duration = Duration::from_secs(60);
 pub(crate) struct CacheRules<'a> {
     pub(crate) safety: CacheSafety,
     pub(crate) vary_on: &'a [HeaderName],
+    /// [`vary_alone`] of `vary_on`, made once by the layer.
+    pub(crate) vary_alone: Option<&'a HeaderValue>,
     pub(crate) private_max_age: Duration,
+}
+
+/// The `Vary` a response without one gets: the headers of `vary_on`, each once (`None` when
+/// there are none). Electric sends no `Vary`, so this is what nearly every response gets, and
+/// the layer makes it once rather than on every response.
+pub(crate) fn vary_alone(vary_on: &[HeaderName]) -> Option<HeaderValue> {
+    let mut headers = HeaderMap::new();
+    add_vary(&mut headers, vary_on, None);
+    headers.remove(VARY)
 }
 
 /// Rewrites `headers` according to `rules`.
@@ -56,7 +67,7 @@ pub(crate) fn make_cache_safe(headers: &mut HeaderMap, rules: CacheRules<'_>) {
         CacheSafety::Private => make_private(headers, rules.private_max_age.as_secs()),
         CacheSafety::VaryOnly => {}
     }
-    add_vary(headers, rules.vary_on);
+    add_vary(headers, rules.vary_on, rules.vary_alone);
 }
 
 /// The directives whose value is a lifetime a private cache would honour.
@@ -134,17 +145,36 @@ fn make_private(headers: &mut HeaderMap, cap_secs: u64) {
 /// Writes `name=<seconds>`, no longer than `cap_secs`. A value that is not a number of seconds
 /// (RFC 9111 allows it quoted) is read as longer than any cap: the cap is what a browser gets.
 fn push_capped(out: &mut String, name: &str, directive: &str, cap_secs: u64) {
-    use std::fmt::Write;
     let seconds = directive
         .split_once('=')
         .map(|(_, value)| value.trim().trim_matches('"'))
         .and_then(|value| value.parse::<u64>().ok())
         .map_or(cap_secs, |seconds| seconds.min(cap_secs));
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{name}={seconds}");
+    out.push_str(name);
+    out.push('=');
+    // The digits, without the formatting machinery (on every private response).
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = seconds;
+    loop {
+        start -= 1;
+        if let Some(digit) = digits.get_mut(start) {
+            *digit = b'0' + (rest % 10) as u8;
+        }
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(digits.get(start..).unwrap_or_default()).unwrap_or("0"));
 }
 
-fn add_vary(headers: &mut HeaderMap, vary_on: &[HeaderName]) {
+/// `alone`: what `vary_on` alone makes ([`vary_alone`]), if known.
+fn add_vary(headers: &mut HeaderMap, vary_on: &[HeaderName], alone: Option<&HeaderValue>) {
+    if let (Some(alone), false) = (alone, headers.contains_key(VARY)) {
+        headers.insert(VARY, alone.clone());
+        return;
+    }
     let mut names = String::with_capacity(64);
     // The names are trimmed list elements, so ", " only ever separates them.
     let mut add = |name: &str| {
@@ -196,6 +226,7 @@ mod tests {
             CacheRules {
                 safety,
                 vary_on,
+                vary_alone: vary_alone(vary_on).as_ref(),
                 private_max_age: DEFAULT_PRIVATE_MAX_AGE,
             },
         );
@@ -235,6 +266,7 @@ mod tests {
             CacheRules {
                 safety: CacheSafety::Private,
                 vary_on: &[],
+                vary_alone: None,
                 private_max_age: Duration::from_secs(10),
             },
         );
@@ -331,5 +363,54 @@ mod tests {
         let mut map = headers(&[("vary", "*")]);
         make_cache_safe(&mut map, CacheSafety::VaryOnly, &[COOKIE]);
         assert_eq!(map[VARY], "*");
+    }
+
+    #[test]
+    fn the_vary_made_once_is_the_vary_made_per_response() {
+        let custom = HeaderName::from_static("x-tenant");
+        for vary_on in [
+            &[][..],
+            &[AUTHORIZATION],
+            &[AUTHORIZATION, COOKIE],
+            &[COOKIE, AUTHORIZATION, COOKIE, custom.clone()],
+        ] {
+            let mut each_time = HeaderMap::new();
+            add_vary(&mut each_time, vary_on, None);
+            let alone = vary_alone(vary_on);
+            let mut once = HeaderMap::new();
+            add_vary(&mut once, vary_on, alone.as_ref());
+            assert_eq!(once, each_time, "{vary_on:?}");
+        }
+        assert_eq!(
+            vary_alone(&[COOKIE, AUTHORIZATION, COOKIE]).unwrap(),
+            "cookie, authorization"
+        );
+        assert_eq!(vary_alone(&[]), None);
+        // A response with its own Vary is merged with, not replaced.
+        let mut map = headers(&[("vary", "Accept-Encoding")]);
+        let alone = vary_alone(&[COOKIE]);
+        add_vary(&mut map, &[COOKIE], alone.as_ref());
+        assert_eq!(map[VARY], "Accept-Encoding, cookie");
+    }
+
+    #[test]
+    fn capped_lifetimes_are_written_in_decimal() {
+        for (directive, cap, written) in [
+            ("max-age=0", 60, "max-age=0"),
+            ("max-age=7", 60, "max-age=7"),
+            ("max-age=604800", 60, "max-age=60"),
+            ("max-age=604800", 3_600_000, "max-age=604800"),
+            ("max-age=10", u64::MAX, "max-age=10"),
+            (
+                "max-age=18446744073709551615",
+                u64::MAX,
+                "max-age=18446744073709551615",
+            ),
+            ("max-age=soon", 100, "max-age=100"),
+        ] {
+            let mut out = String::new();
+            push_capped(&mut out, "max-age", directive, cap);
+            assert_eq!(out, written);
+        }
     }
 }

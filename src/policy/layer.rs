@@ -21,7 +21,7 @@ use crate::protocol::{QueryPairs, ShapeRequest, SqlLimits, SubsetParams};
 use crate::rejection::Rejection;
 
 use super::body::RequestBody;
-use super::cache::{make_cache_safe, CacheRules, CacheSafety, DEFAULT_PRIVATE_MAX_AGE};
+use super::cache::{make_cache_safe, vary_alone, CacheRules, CacheSafety, DEFAULT_PRIVATE_MAX_AGE};
 use super::decision::Policy;
 use super::memo::{WhereMemo, DEFAULT_WHERE_MEMO_CAPACITY};
 use super::rebuild::{rebuild, subset_from_body, subset_to_body};
@@ -41,6 +41,8 @@ struct Config {
     sql_limits: SqlLimits,
     cache_safety: CacheSafety,
     vary_on: Vec<HeaderName>,
+    /// `vary_alone(&vary_on)`, kept beside it.
+    vary_alone: Option<HeaderValue>,
     private_max_age: Duration,
     where_memo: Arc<WhereMemo>,
 }
@@ -79,6 +81,7 @@ impl ShapeParamPolicyLayer {
                 sql_limits: SqlLimits::default(),
                 cache_safety: CacheSafety::default(),
                 vary_on: vec![AUTHORIZATION, COOKIE],
+                vary_alone: vary_alone(&[AUTHORIZATION, COOKIE]),
                 private_max_age: DEFAULT_PRIVATE_MAX_AGE,
                 where_memo: Arc::new(WhereMemo::new(DEFAULT_WHERE_MEMO_CAPACITY)),
             },
@@ -125,6 +128,7 @@ impl ShapeParamPolicyLayer {
     /// responses that depend on the principal (default: `authorization`, `cookie`).
     pub fn vary_on(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
         self.config.vary_on = headers.into_iter().collect();
+        self.config.vary_alone = vary_alone(&self.config.vary_on);
         self
     }
 
@@ -234,6 +238,7 @@ where
                         CacheRules {
                             safety: config.cache_safety,
                             vary_on: &config.vary_on,
+                            vary_alone: config.vary_alone.as_ref(),
                             private_max_age: config.private_max_age,
                         },
                     );
