@@ -6,6 +6,8 @@
 //! `Transfer-Encoding` next to a `Content-Length`, is an error, never a guess; and only a
 //! response whose end is known exactly leaves its connection fit to be reused.
 
+use std::mem::MaybeUninit;
+
 use bytes::BytesMut;
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
@@ -101,10 +103,17 @@ pub(super) struct Head {
 /// Parses one response head from the start of `buf` and takes its bytes off; `None` while
 /// the head is not complete yet.
 pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
+    // Left uninitialised for httparse to fill: zeroing 100 headers cost more than parsing the
+    // dozen a response has.
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
     // httparse's defaults are strict: no obsolete line folding, no space before a colon.
-    let length = match response.parse(buf) {
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut headers,
+    );
+    let length = match parsed {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(Http1Error::MalformedHead),
@@ -118,9 +127,8 @@ pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error>
         .code
         .and_then(|code| StatusCode::from_u16(code).ok())
         .ok_or(Http1Error::MalformedHead)?;
-    // Where each name and value lies in `buf`, so that the values can share the head's bytes
-    // once it is taken off, instead of each being copied into an allocation of its own.
-    let count = response.headers.len();
+    // Each name, and where its value lies in `buf`, so that the values can share the head's
+    // bytes once it is taken off, instead of each being copied into an allocation of its own.
     let start = buf.as_ptr() as usize;
     let span = |part: &[u8]| match part.len() {
         // An empty value may not point into `buf`; it needs no bytes of it anyway.
@@ -130,17 +138,15 @@ pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error>
             at..at.saturating_add(len)
         }
     };
-    let mut spans = [const { (0..0, 0..0) }; MAX_HEADERS];
-    for (spans, header) in spans.iter_mut().zip(response.headers.iter()) {
-        *spans = (span(header.name.as_bytes()), span(header.value));
-    }
+    let named: Option<Vec<_>> = response
+        .headers
+        .iter()
+        .map(|header| Some((header_name(header.name.as_bytes())?, span(header.value))))
+        .collect();
+    let named = named.ok_or(Http1Error::MalformedHead)?;
     let head = buf.split_to(length).freeze();
-    let mut map = HeaderMap::with_capacity(count);
-    for (name, value) in spans.into_iter().take(count) {
-        let name = head
-            .get(name)
-            .and_then(|name| HeaderName::from_bytes(name).ok())
-            .ok_or(Http1Error::MalformedHead)?;
+    let mut map = HeaderMap::with_capacity(named.len());
+    for (name, value) in named {
         let value = (value.end <= head.len())
             .then(|| head.slice(value))
             .and_then(|value| HeaderValue::from_maybe_shared(value).ok())
@@ -152,6 +158,36 @@ pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error>
         version,
         headers: map,
     }))
+}
+
+/// Electric's own response headers, on every response: named from these, a header name needs
+/// no allocation of its own (`HeaderName::from_bytes` copies every name it does not know).
+const ELECTRIC_HEADERS: [&str; 9] = [
+    "electric-cursor",
+    "electric-handle",
+    "electric-has-data",
+    "electric-offset",
+    "electric-schema",
+    "electric-up-to-date",
+    "electric-internal-known-error",
+    "electric-server",
+    "electric-snapshot",
+];
+
+/// The header name `raw` spells (any case), `None` when it is not a valid one.
+fn header_name(raw: &[u8]) -> Option<HeaderName> {
+    let electric = raw
+        .get(..b"electric-".len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"electric-"));
+    if electric {
+        if let Some(known) = ELECTRIC_HEADERS
+            .iter()
+            .find(|known| known.as_bytes().eq_ignore_ascii_case(raw))
+        {
+            return Some(HeaderName::from_static(known));
+        }
+    }
+    HeaderName::from_bytes(raw).ok()
 }
 
 /// How a response's body is delimited (RFC 9112 §6.3).
@@ -325,6 +361,33 @@ mod tests {
         assert_eq!(vary, ["a", "b"]);
         assert_eq!(head.headers.len(), 4);
         assert_eq!(&buf[..], b"rest");
+    }
+
+    #[test]
+    fn electrics_header_names_are_read_in_any_case_and_others_as_they_are() {
+        let mut buf = BytesMut::from(
+            "HTTP/1.1 200 OK\r\nElectric-Handle: h\r\nELECTRIC-OFFSET: 0_0\r\n\
+             electric-server: e\r\nelectric-future: f\r\nElectric: g\r\nX-Other: x\r\n\r\n",
+        );
+        let head = parse_head(&mut buf).unwrap().unwrap();
+        let names: Vec<_> = head.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "electric-handle",
+                "electric-offset",
+                "electric-server",
+                "electric-future",
+                "electric",
+                "x-other"
+            ]
+        );
+        for name in ELECTRIC_HEADERS {
+            assert_eq!(HeaderName::from_static(name).as_str(), name, "lowercase");
+            assert_eq!(header_name(name.to_uppercase().as_bytes()).unwrap(), name);
+        }
+        assert_eq!(header_name(b"electric-bad name"), None);
+        assert_eq!(header_name(b""), None);
     }
 
     #[test]
