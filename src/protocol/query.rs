@@ -246,9 +246,31 @@ pub(crate) fn path_with_query(path: &str, query: &str) -> String {
 /// The still-encoded `(key, value)` pairs of a raw query: split on `&`, empty segments
 /// skipped, a segment without `=` a key with an empty value.
 fn raw_pairs(raw: &str) -> impl Iterator<Item = (&str, &str)> {
-    raw.split('&')
-        .filter(|segment| !segment.is_empty())
-        .map(|segment| segment.split_once('=').unwrap_or((segment, "")))
+    let mut rest = raw;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        // A byte loop, not `str::split`: its searcher's setup per call cost more than the
+        // scan itself on queries of a few short pairs. `&` and `=` are ASCII, so every cut
+        // is on a character boundary (`get` never answers `None`).
+        let end = rest
+            .bytes()
+            .position(|byte| byte == b'&')
+            .unwrap_or(rest.len());
+        let segment = rest.get(..end).unwrap_or_default();
+        rest = rest.get(end + 1..).unwrap_or_default();
+        if segment.is_empty() {
+            continue;
+        }
+        return Some(match segment.bytes().position(|byte| byte == b'=') {
+            Some(at) => (
+                segment.get(..at).unwrap_or_default(),
+                segment.get(at + 1..).unwrap_or_default(),
+            ),
+            None => (segment, ""),
+        });
+    })
 }
 
 /// The decoded value of `key` in a raw query, decoding no other value: `None` when the key is
@@ -256,7 +278,7 @@ fn raw_pairs(raw: &str) -> impl Iterator<Item = (&str, &str)> {
 /// was checked whole before (the other keys are decoded only when they hold an escape).
 pub(crate) fn single_value(raw: &str, key: &str) -> Option<String> {
     let mut values = raw_pairs(raw)
-        .filter(|(name, _)| match name.contains(['%', '+']) {
+        .filter(|(name, _)| match has_escape(name) {
             true => decode_component(name).is_ok_and(|name| name == key),
             false => *name == key,
         })
@@ -280,20 +302,25 @@ pub(crate) fn asks_live(raw: &str) -> bool {
 /// value but the literal `false` is true; an undecodable or repeated live copy counts as true.
 pub(crate) fn asks_flag(raw: &str, key: &str) -> bool {
     raw_pairs(raw)
-        .filter(|(name, _)| match name.contains(['%', '+']) {
+        .filter(|(name, _)| match has_escape(name) {
             true => decode_component(name).is_ok_and(|name| name == key),
             false => *name == key,
         })
-        .any(|(_, value)| match value.contains(['%', '+']) {
+        .any(|(_, value)| match has_escape(value) {
             true => decode_component(value).map_or(true, |value| value != "false"),
             // No escape: compared as it is, without decoding into a new string.
             false => value != "false",
         })
 }
 
+/// Whether a raw key or value holds anything that decoding changes (`+` or an escape).
+fn has_escape(raw: &str) -> bool {
+    raw.bytes().any(|byte| byte == b'%' || byte == b'+')
+}
+
 /// Decodes one key or value: `+` is a space, `%XX` a byte; the result must be UTF-8.
 pub fn decode_component(raw: &str) -> Result<String, ProtocolError> {
-    if !raw.bytes().any(|byte| byte == b'+' || byte == b'%') {
+    if !has_escape(raw) {
         return Ok(raw.to_owned());
     }
     let bytes = raw.as_bytes();
@@ -475,6 +502,32 @@ mod tests {
         }
         for not_live in ["", "live=false", "%6Cive=fals%65", "lives=true", "alive=1"] {
             assert!(!asks_live(not_live), "{not_live}");
+        }
+    }
+
+    #[test]
+    fn raw_pairs_split_on_ampersands_then_the_first_equals_sign() {
+        let reference = |raw: &str| -> Vec<(String, String)> {
+            raw.split('&')
+                .filter(|segment| !segment.is_empty())
+                .map(|segment| segment.split_once('=').unwrap_or((segment, "")))
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect()
+        };
+        for raw in [
+            "",
+            "&",
+            "&&a",
+            "a&&b=1&=x&c==d&",
+            "é=ü&日本=語&x",
+            "=",
+            "a=&=b&&",
+            "k=v=w&k2",
+        ] {
+            let pairs: Vec<_> = raw_pairs(raw)
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect();
+            assert_eq!(pairs, reference(raw), "{raw:?}");
         }
     }
 
