@@ -138,12 +138,12 @@ pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error>
             at..at.saturating_add(len)
         }
     };
-    let named: Option<Vec<_>> = response
-        .headers
-        .iter()
-        .map(|header| Some((header_name(header.name.as_bytes())?, span(header.value))))
-        .collect();
-    let named = named.ok_or(Http1Error::MalformedHead)?;
+    // Sized up front: collecting through `Option` would grow the vector from nothing.
+    let mut named = Vec::with_capacity(response.headers.len());
+    for header in response.headers.iter() {
+        let name = header_name(header.name.as_bytes()).ok_or(Http1Error::MalformedHead)?;
+        named.push((name, span(header.value)));
+    }
     let head = buf.split_to(length).freeze();
     let mut map = HeaderMap::with_capacity(named.len());
     for (name, value) in named {
@@ -162,29 +162,34 @@ pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error>
 
 /// Electric's own response headers, on every response: named from these, a header name needs
 /// no allocation of its own (`HeaderName::from_bytes` copies every name it does not know).
-const ELECTRIC_HEADERS: [&str; 9] = [
-    "electric-cursor",
-    "electric-handle",
-    "electric-has-data",
-    "electric-offset",
-    "electric-schema",
-    "electric-up-to-date",
-    "electric-internal-known-error",
-    "electric-server",
-    "electric-snapshot",
+static ELECTRIC_HEADERS: [HeaderName; 9] = [
+    HeaderName::from_static("electric-cursor"),
+    HeaderName::from_static("electric-handle"),
+    HeaderName::from_static("electric-has-data"),
+    HeaderName::from_static("electric-offset"),
+    HeaderName::from_static("electric-schema"),
+    HeaderName::from_static("electric-up-to-date"),
+    HeaderName::from_static("electric-internal-known-error"),
+    HeaderName::from_static("electric-server"),
+    HeaderName::from_static("electric-snapshot"),
 ];
 
 /// The header name `raw` spells (any case), `None` when it is not a valid one.
 fn header_name(raw: &[u8]) -> Option<HeaderName> {
+    const PREFIX: &[u8] = b"electric-";
     let electric = raw
-        .get(..b"electric-".len())
-        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"electric-"));
+        .get(..PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(PREFIX));
     if electric {
-        if let Some(known) = ELECTRIC_HEADERS
-            .iter()
-            .find(|known| known.as_bytes().eq_ignore_ascii_case(raw))
-        {
-            return Some(HeaderName::from_static(known));
+        let suffix = raw.get(PREFIX.len()..).unwrap_or_default();
+        if let Some(known) = ELECTRIC_HEADERS.iter().find(|known| {
+            let known = known.as_str().as_bytes();
+            known
+                .get(PREFIX.len()..)
+                .unwrap_or_default()
+                .eq_ignore_ascii_case(suffix)
+        }) {
+            return Some(known.clone());
         }
     }
     HeaderName::from_bytes(raw).ok()
@@ -382,9 +387,9 @@ mod tests {
                 "x-other"
             ]
         );
-        for name in ELECTRIC_HEADERS {
-            assert_eq!(HeaderName::from_static(name).as_str(), name, "lowercase");
-            assert_eq!(header_name(name.to_uppercase().as_bytes()).unwrap(), name);
+        for name in &ELECTRIC_HEADERS {
+            let upper = name.as_str().to_uppercase();
+            assert_eq!(header_name(upper.as_bytes()).unwrap(), name);
         }
         assert_eq!(header_name(b"electric-bad name"), None);
         assert_eq!(header_name(b""), None);
