@@ -101,7 +101,7 @@ fn make_private(headers: &mut HeaderMap, cap_secs: u64) {
     let mut kept = String::with_capacity(64);
     let mut no_store = false;
     for directive in text_elements(headers, &CACHE_CONTROL) {
-        let name = directive.split('=').next().unwrap_or_default().trim();
+        let name = before_equals(directive).trim();
         if DROPPED
             .iter()
             .any(|dropped| name.eq_ignore_ascii_case(dropped))
@@ -142,12 +142,21 @@ fn make_private(headers: &mut HeaderMap, cap_secs: u64) {
     headers.remove(EXPIRES);
 }
 
+/// `directive` up to its first `=` (all of it without one). A byte search: `split` sets up a
+/// searcher per call, and this runs for every directive of every private response.
+fn before_equals(directive: &str) -> &str {
+    match directive.bytes().position(|byte| byte == b'=') {
+        Some(at) => directive.get(..at).unwrap_or(directive),
+        None => directive,
+    }
+}
+
 /// Writes `name=<seconds>`, no longer than `cap_secs`. A value that is not a number of seconds
 /// (RFC 9111 allows it quoted) is read as longer than any cap: the cap is what a browser gets.
 fn push_capped(out: &mut String, name: &str, directive: &str, cap_secs: u64) {
     let seconds = directive
-        .split_once('=')
-        .map(|(_, value)| value.trim().trim_matches('"'))
+        .get(before_equals(directive).len() + 1..)
+        .map(|value| value.trim().trim_matches('"'))
         .and_then(|value| value.parse::<u64>().ok())
         .map_or(cap_secs, |seconds| seconds.min(cap_secs));
     out.push_str(name);
@@ -176,12 +185,14 @@ fn add_vary(headers: &mut HeaderMap, vary_on: &[HeaderName], alone: Option<&Head
         return;
     }
     let mut names = String::with_capacity(64);
-    // The names are trimmed list elements, so ", " only ever separates them.
+    // The names are trimmed list elements, without commas, so ", " only ever separates them;
+    // searched by byte (`split(", ")` set up a substring searcher for every name).
     let mut add = |name: &str| {
-        if !names
-            .split(", ")
-            .any(|seen| seen.eq_ignore_ascii_case(name))
-        {
+        let seen = names.as_bytes().split(|&byte| byte == b',').any(|seen| {
+            seen.trim_ascii_start()
+                .eq_ignore_ascii_case(name.as_bytes())
+        });
+        if !seen {
             if !names.is_empty() {
                 names.push_str(", ");
             }

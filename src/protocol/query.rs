@@ -157,7 +157,8 @@ pub(crate) fn canonical_taking(
     mut take: impl FnMut(&str) -> bool,
 ) -> Option<Result<String, ProtocolError>> {
     let mut out = String::with_capacity(raw.len());
-    let mut keys: Vec<Cow<'_, str>> = Vec::new();
+    // Room for the keys of a composed query without growing (the policy writes about eight).
+    let mut keys: Vec<Cow<'_, str>> = Vec::with_capacity(16);
     for (key, value) in raw_pairs(raw) {
         if !is_canonical(key, &BARE_IN_KEY) || !is_canonical(value, &UNRESERVED) {
             return None;
