@@ -21,6 +21,7 @@ use http::header::{CACHE_CONTROL, EXPIRES, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::protocol::headers::{list_elements, SURROGATE_CONTROL};
+use crate::protocol::query::push_decimal;
 
 /// How responses whose rows depend on the principal are made safe for shared caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -161,21 +162,7 @@ fn push_capped(out: &mut String, name: &str, directive: &str, cap_secs: u64) {
         .map_or(cap_secs, |seconds| seconds.min(cap_secs));
     out.push_str(name);
     out.push('=');
-    // The digits, without the formatting machinery (on every private response).
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut rest = seconds;
-    loop {
-        start -= 1;
-        if let Some(digit) = digits.get_mut(start) {
-            *digit = b'0' + (rest % 10) as u8;
-        }
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(digits.get(start..).unwrap_or_default()).unwrap_or("0"));
+    push_decimal(out, seconds);
 }
 
 /// `alone`: what `vary_on` alone makes ([`vary_alone`]), if known.

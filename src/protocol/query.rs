@@ -190,6 +190,10 @@ pub(crate) fn canonical_taking(
 /// decoded bytes UTF-8.
 fn is_canonical(component: &str, bare: &Bare) -> bool {
     let bytes = component.as_bytes();
+    // Most keys and values have no escape at all: one tight pass answers for them.
+    if bytes.iter().all(|&byte| bare.keeps(byte)) {
+        return true;
+    }
     let mut escaped_non_ascii = false;
     let mut index = 0;
     while let Some(&byte) = bytes.get(index) {
@@ -460,6 +464,27 @@ fn encode_keeping(out: &mut String, text: &str, bare: &Bare) {
     out.push_str(text.get(run_start..).unwrap_or_default());
 }
 
+/// Appends `number` in decimal, without the formatting machinery: a query's `params[n]` and a
+/// private response's capped lifetimes are written on every request.
+pub(crate) fn push_decimal(out: &mut String, number: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = number;
+    loop {
+        start -= 1;
+        if let Some(digit) = digits.get_mut(start) {
+            // A remainder of ten is below ten: the cast keeps it whole.
+            *digit = b'0' + (rest % 10) as u8;
+        }
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(digits.get(start..).unwrap_or_default()).unwrap_or("0"));
+}
+
 /// Appends `key=value`, encoded (a key's brackets bare), with a separating `&` when `out` is
 /// not empty.
 pub(crate) fn push_pair(out: &mut String, key: &str, value: &str) {
@@ -503,6 +528,26 @@ mod tests {
         }
         for not_live in ["", "live=false", "%6Cive=fals%65", "lives=true", "alive=1"] {
             assert!(!asks_live(not_live), "{not_live}");
+        }
+    }
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        for number in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            604_800,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut out = String::from("n=");
+            push_decimal(&mut out, number);
+            assert_eq!(out, format!("n={number}"));
         }
     }
 

@@ -1,11 +1,10 @@
 //! `ShapeRequest`: every query param of `/v1/shape`, typed.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use super::ident::{parse_column_list, render_column_list, Identifier, TableName};
 use super::offset::Offset;
-use super::query::{push_pair, QueryPairs};
+use super::query::{push_decimal, push_pair, QueryPairs};
 use super::ProtocolError;
 use crate::secret::SecretString;
 
@@ -322,8 +321,9 @@ impl ShapeRequest {
             if !out.is_empty() {
                 out.push('&');
             }
-            // Writing to a String cannot fail.
-            let _ = write!(out, "params[{}]=", index + 1);
+            out.push_str("params[");
+            push_decimal(&mut out, u64::try_from(index + 1).unwrap_or(u64::MAX));
+            out.push_str("]=");
             super::query::encode_into(&mut out, value);
         }
         opt(
