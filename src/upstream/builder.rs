@@ -1,6 +1,8 @@
 //! [`Builder`]: the settings of an [`ElectricUpstream`] and the checks `build` makes (the
 //! upstream URL, the TLS settings).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -357,6 +359,19 @@ impl Builder {
     /// Checks the base URL, path and TLS settings, reads the PEM files given, and builds the
     /// upstream. Needs no runtime.
     pub fn build(self) -> Result<ElectricUpstream, BuildError> {
+        self.build_on(TokioExecutor::new())
+    }
+
+    /// As [`build`](Self::build), with the pooled client's connection tasks spawned by
+    /// `executor` (a test's stand-in can stall one of them).
+    pub(super) fn build_on<E>(self, executor: E) -> Result<ElectricUpstream, BuildError>
+    where
+        E: hyper::rt::Executor<Pin<Box<dyn Future<Output = ()> + Send>>>
+            + Send
+            + Sync
+            + Clone
+            + 'static,
+    {
         let target = Target::parse(&self.base_url, &self.path)?;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(self.connect_timeout));
@@ -370,7 +385,7 @@ impl Builder {
             )))
         } else {
             Transport::Pooled(
-                Client::builder(TokioExecutor::new())
+                Client::builder(executor)
                     .pool_timer(TokioTimer::new())
                     .timer(TokioTimer::new())
                     .http2_only(self.versions == Versions::Http2)
