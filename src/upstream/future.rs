@@ -6,15 +6,15 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::Response;
-use hyper_util::client::legacy;
+use http::{Request, Response};
+use hyper_util::client::legacy::{self, Client};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::body::Received;
 use super::headers::remove_hop_by_hop;
 use super::http1::{Http1Body, Http1Error};
-use super::{ErrorChain, ResponseBody};
+use super::{Connector, ErrorChain, ResponseBody, UpstreamBody};
 use crate::observe::metrics::{upstream_duration, LiveGuard};
 use crate::observe::{record_upstream, LiveMode};
 use crate::rejection::Rejection;
@@ -69,6 +69,11 @@ type TlsWatch = super::tls::Watch;
 #[cfg(not(feature = "tls"))]
 type TlsWatch = ();
 
+#[cfg(feature = "tls")]
+type Handoff = super::tls::Handoff;
+#[cfg(not(feature = "tls"))]
+type Handoff = ();
+
 /// The own HTTP/1.1 client's response future.
 type Http1Pending = Pin<Box<dyn Future<Output = Result<Response<Http1Body>, Http1Error>> + Send>>;
 
@@ -82,22 +87,40 @@ pin_project! {
             response: Pending,
             // `Some` for an `https://` upstream: a failure may then be a TLS failure.
             tls: Option<TlsWatch>,
+            // Whether the connection made for the request closed without taking it (with TLS,
+            // whose connector keeps the notes this needs).
+            handoff: Handoff,
         },
         Http1 { response: Http1Pending },
     }
 }
 
 impl Sent {
-    /// `tls`: whether the upstream is `https://`, so that a failure may be a TLS failure.
-    pub(super) fn pooled(response: legacy::ResponseFuture, tls: bool) -> Self {
+    /// `request` sent with `client`. `tls`: whether the upstream is `https://`, so that a
+    /// failure may be a TLS failure.
+    pub(super) fn pooled(
+        client: &Client<Connector, UpstreamBody>,
+        request: Request<UpstreamBody>,
+        tls: bool,
+    ) -> Self {
         #[cfg(feature = "tls")]
-        let (response, tls) = {
-            let (response, watch) = super::tls::watch(response);
-            (response, tls.then_some(watch))
-        };
+        {
+            let mut request = request;
+            let watch = super::tls::Watch::default();
+            let handoff = super::tls::Handoff::new(&mut request, &watch);
+            let response = super::tls::watched(&watch, client.request(request));
+            Self::Pooled {
+                response,
+                tls: tls.then_some(watch),
+                handoff,
+            }
+        }
         #[cfg(not(feature = "tls"))]
-        let tls = tls.then_some(());
-        Self::Pooled { response, tls }
+        Self::Pooled {
+            response: client.request(request),
+            tls: tls.then_some(()),
+            handoff: (),
+        }
     }
 
     pub(super) fn http1(response: Http1Pending) -> Self {
@@ -110,13 +133,26 @@ impl Sent {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Response<Received>, Rejection>> {
         Poll::Ready(match self.project() {
-            SentProj::Pooled { response, tls } => match ready!(response.poll(cx)) {
-                Ok(response) => {
+            SentProj::Pooled {
+                response,
+                tls,
+                handoff,
+            } => match response.poll(cx) {
+                Poll::Ready(Ok(response)) => {
                     #[cfg(feature = "tls")]
                     super::tls::answered(response.extensions());
                     Ok(response.map(Received::Left))
                 }
-                Err(error) => Err(upstream_failure(&error, tls.as_ref())),
+                Poll::Ready(Err(error)) => Err(upstream_failure(&error, tls.as_ref())),
+                Poll::Pending => {
+                    #[cfg(feature = "tls")]
+                    if let Some(lost) = handoff.poll_lost(cx) {
+                        return Poll::Ready(Err(connection_lost(lost, tls.is_some())));
+                    }
+                    #[cfg(not(feature = "tls"))]
+                    let _ = handoff;
+                    return Poll::Pending;
+                }
             },
             SentProj::Http1 { response } => match ready!(response.as_mut().poll(cx)) {
                 Ok(response) => Ok(response.map(Received::Right)),
@@ -250,6 +286,30 @@ fn upstream_failure(error: &legacy::Error, tls: Option<&TlsWatch>) -> Rejection 
     let _ = tls;
     tracing::warn!(error = %ErrorChain(error), "upstream request failed");
     Rejection::bad_gateway()
+}
+
+/// The 502 for a request whose connection, made for it, closed before taking it (see
+/// `tls::Handoff`): hyper-util would never have answered it. `https`: whether what the
+/// connection saw of its TLS may make this a TLS failure.
+#[cfg(feature = "tls")]
+fn connection_lost(lost: super::tls::ConnectionLost, https: bool) -> Rejection {
+    const CLOSED: &str = "the upstream connection made for the request closed before sending it";
+    match lost.0.filter(|_| https) {
+        Some(super::tls::TlsFailure::OnConnection(tls_error)) => {
+            tracing::warn!(%tls_error, "upstream TLS failed: {CLOSED}");
+        }
+        Some(super::tls::TlsFailure::CertificateRefused) => {
+            tracing::warn!(
+                "upstream TLS failed: {CLOSED}; the server had asked for a client certificate \
+                 (most likely refusing the certificate, or its absence)"
+            );
+        }
+        Some(super::tls::TlsFailure::InError) | None => {
+            tracing::warn!("upstream request failed: {CLOSED}");
+            return Rejection::bad_gateway();
+        }
+    }
+    Rejection::bad_gateway().with_message(TLS_FAILED)
 }
 
 /// The message of a TLS failure's 502.

@@ -283,7 +283,7 @@ where
             Ok(upstream) => {
                 let sent = match &inner.transport {
                     Transport::Pooled(client) => {
-                        Sent::pooled(client.request(upstream), inner.scheme == Scheme::HTTPS)
+                        Sent::pooled(client, upstream, inner.scheme == Scheme::HTTPS)
                     }
                     Transport::Http1(client) => {
                         Sent::http1(Box::pin(client.clone().send(upstream)))

@@ -21,7 +21,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 use zeroize::Zeroizing;
 
-pub(super) use self::watch::{answered, tls_failure, watch, TlsFailure, Watch};
+pub(super) use self::watch::{
+    answered, tls_failure, watched, ConnectionLost, Handoff, TlsFailure, Watch,
+};
 
 /// Where an `https://` upstream's trusted root certificates come from.
 ///

@@ -12,17 +12,30 @@
 //! back on it. The request's error finds the note through the connection info hyper-util
 //! attaches to it, or, for a connection that failed before hyper-util handed it over, through
 //! the request's own [`Watch`], which the connector (called in the request's task) fills in.
+//!
+//! Such a refusal can also leave a request with no error at all. hyper queues a request for a
+//! connection's dispatcher on a tokio mpsc channel, and counts on the channel to hand every
+//! queued request back, failed, when the dispatcher drops its end. A request sent while the
+//! dispatcher drops (the send has counted the message but not yet linked it in when the drop
+//! drains the queue) stays in the channel, which the request's own pooled sender keeps alive:
+//! nothing ever answers it, and hyper-util's response future waits for ever (tokio-rs/tokio
+//! #7714 is the same race through a `Permit`). A refused mTLS handshake makes this likely: the
+//! connection dies just as hyper-util hands the request over. So a request also keeps a
+//! [`Handoff`]: when the connection made for it closed while hyper still held the request
+//! unsent, the request ends there, as the failure it would have been.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
+use futures_util::task::AtomicWaker;
+use http::{Request, Uri};
 use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::connect::{capture_connection, CaptureConnection};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Error as ClientError;
 use rustls::client::ResolvesClientCert;
@@ -42,6 +55,10 @@ struct Note {
     certificate_requested: AtomicBool,
     /// A response came back on it.
     answered: AtomicBool,
+    /// hyper dropped its I/O: it reads and writes nothing more, and takes no more requests.
+    closed: AtomicBool,
+    /// The task of the request the connection was made for, woken when it closes.
+    closing: AtomicWaker,
 }
 
 /// A connection's note, as hyper-util's connection info carries it.
@@ -59,11 +76,74 @@ tokio::task_local! {
     static HANDSHAKE: ConnectionNote;
 }
 
-/// `response` run with a [`Watch`] of its own.
-pub(in crate::upstream) fn watch<F: Future>(response: F) -> (TaskLocalFuture<Watch, F>, Watch) {
-    let watch = Watch::default();
-    (REQUEST.scope(watch.clone(), response), watch)
+/// `response` run with `watch` as its request's [`Watch`].
+pub(in crate::upstream) fn watched<F: Future>(
+    watch: &Watch,
+    response: F,
+) -> TaskLocalFuture<Watch, F> {
+    REQUEST.scope(watch.clone(), response)
 }
+
+/// The mark a request carries in its extensions while hyper holds it unsent. hyper drops a
+/// request's extensions when a dispatcher takes it to write it (hyper's HTTP/1.1 encoder and
+/// h2's `send_request` keep only method, URI and headers), or with the request when it hands
+/// it back, failed; it never clones them. A request lost in the dispatch channel keeps its
+/// mark for as long as the channel lives.
+#[derive(Debug, Clone)]
+struct Unsent(#[allow(dead_code)] Arc<()>);
+
+/// Whether hyper-util handed a request to the connection made for it, and that connection
+/// closed before taking the request: nothing can answer it then.
+///
+/// Only the connection made in the request's own task counts: hyper-util never sends a
+/// request again after a failure on a fresh connection, whereas on a reused one it may retry
+/// a request that was not sent, on another connection, and that retry must not be cut short.
+#[derive(Debug)]
+pub(in crate::upstream) struct Handoff {
+    watch: Watch,
+    unsent: Weak<()>,
+    handed_to: CaptureConnection,
+}
+
+impl Handoff {
+    /// Marks `request`, about to be sent with `watch` as its [`Watch`].
+    pub(in crate::upstream) fn new<B>(request: &mut Request<B>, watch: &Watch) -> Self {
+        let mark = Arc::new(());
+        let unsent = Arc::downgrade(&mark);
+        request.extensions_mut().insert(Unsent(mark));
+        Self {
+            watch: watch.clone(),
+            unsent,
+            handed_to: capture_connection(request),
+        }
+    }
+
+    /// Asked after hyper-util's response future was polled and pending: whether the
+    /// connection made for the request closed with the request still unsent in its queue. If
+    /// not, `cx` is woken when that connection closes.
+    ///
+    /// A connection's dispatcher takes a request (dropping its mark) before it can write it,
+    /// and it writes it before any answer can be read; the connection's close comes after all
+    /// of that. So a closed connection and a mark still alive, read in that order, mean that
+    /// no answer was read for the request and none can be: hyper is either about to hand the
+    /// request back failed or has lost it. Either way the request has failed.
+    pub(in crate::upstream) fn poll_lost(&self, cx: &mut Context<'_>) -> Option<ConnectionLost> {
+        let own = self.watch.0.get()?;
+        own.0.closing.register(cx.waker());
+        if !own.0.closed.load(Ordering::Acquire) || self.unsent.strong_count() == 0 {
+            return None;
+        }
+        let handed_to = self.handed_to.connection_metadata();
+        let mut extensions = http::Extensions::new();
+        handed_to.as_ref()?.get_extras(&mut extensions);
+        let note = extensions.get::<ConnectionNote>()?;
+        Arc::ptr_eq(&note.0, &own.0).then(|| ConnectionLost(own.failure()))
+    }
+}
+
+/// A request that the connection made for it closed on without taking it, and what that
+/// connection saw of its TLS.
+pub(in crate::upstream) struct ConnectionLost(pub(in crate::upstream) Option<TlsFailure>);
 
 /// A request's error that is a TLS failure.
 pub(in crate::upstream) enum TlsFailure {
@@ -89,12 +169,7 @@ pub(in crate::upstream) fn tls_failure(error: &ClientError, watch: &Watch) -> Op
     let note = extensions
         .get::<ConnectionNote>()
         .or_else(|| watch.0.get())?;
-    if let Some(error) = note.0.error.get() {
-        return Some(TlsFailure::OnConnection(error.clone()));
-    }
-    let note = &note.0;
-    (note.certificate_requested.load(Ordering::Acquire) && !note.answered.load(Ordering::Acquire))
-        .then_some(TlsFailure::CertificateRefused)
+    note.failure()
 }
 
 /// Notes that the connection a response came on (its extensions hold the connection info)
@@ -214,7 +289,11 @@ where
                     .into())
                 }
             };
-            Ok(Watched { io, note })
+            Ok(Watched {
+                io,
+                closes: Closes(note.clone()),
+                note,
+            })
         })
     }
 }
@@ -226,10 +305,34 @@ pin_project_lite::pin_project! {
         #[pin]
         io: T,
         note: ConnectionNote,
+        closes: Closes,
+    }
+}
+
+/// Marks its connection's note closed, and wakes the request waiting on it, when hyper drops
+/// the connection's I/O.
+#[derive(Debug)]
+struct Closes(ConnectionNote);
+
+impl Drop for Closes {
+    fn drop(&mut self) {
+        self.0 .0.closed.store(true, Ordering::Release);
+        self.0 .0.closing.wake();
     }
 }
 
 impl ConnectionNote {
+    /// What this connection saw that makes its failure a TLS failure.
+    fn failure(&self) -> Option<TlsFailure> {
+        let note = &self.0;
+        if let Some(error) = note.error.get() {
+            return Some(TlsFailure::OnConnection(error.clone()));
+        }
+        (note.certificate_requested.load(Ordering::Acquire)
+            && !note.answered.load(Ordering::Acquire))
+        .then_some(TlsFailure::CertificateRefused)
+    }
+
     fn saw<R>(&self, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
         if let Poll::Ready(Err(error)) = &poll {
             if has_rustls_error(error) {
@@ -294,6 +397,97 @@ impl<T: Write> Write for Watched<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+    use tokio::io::AsyncReadExt;
+    use tower::ServiceExt;
+
+    use crate::ElectricUpstream;
+
+    /// A guard against a hang, never an assertion about speed.
+    const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(20);
+
+    type Spawned = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// An executor that spawns the first future hyper-util's client gives it and keeps every
+    /// later one, never polled. For a new h2 connection that first one is the task that owns
+    /// the connection's I/O (hyper spawns it inside the handshake), the second the dispatcher
+    /// that takes requests from the connection's queue (hyper-util spawns it after). With the
+    /// dispatcher stalled, a request handed to the connection stays queued with nothing to
+    /// answer it when the connection closes: what a request lost in hyper's dispatch channel
+    /// (see the module docs) looks like from the request's side, without depending on the
+    /// thread schedule that loses one.
+    #[derive(Clone, Default)]
+    struct StallsTheDispatcher {
+        spawned: Arc<AtomicUsize>,
+        kept: Arc<Mutex<Vec<Spawned>>>,
+    }
+
+    impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for StallsTheDispatcher {
+        fn execute(&self, future: F) {
+            if self.spawned.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::spawn(future);
+            } else {
+                self.kept.lock().unwrap().push(Box::pin(future));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_its_new_connection_closed_on_without_taking_it_is_a_502() {
+        // h2c (prior knowledge): a server that reads the client's preface and hangs up, as a
+        // TLS server that refuses the client's certificate hangs up after the handshake.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut preface = [0; 24];
+            socket.read_exact(&mut preface).await.unwrap();
+        });
+        let executor = StallsTheDispatcher::default();
+        let upstream = ElectricUpstream::builder(format!("http://{address}"))
+            .http2_only(true)
+            .build_on(executor.clone())
+            .unwrap();
+        let request = Request::get("/v1/shape?offset=-1&table=items")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = tokio::time::timeout(HANG_GUARD, upstream.oneshot(request))
+            .await
+            .expect(
+                "no answer: the request waits on a connection that is gone (or hyper no \
+                 longer spawns an h2 connection's I/O task before its dispatcher)",
+            )
+            .unwrap();
+        assert_eq!(response.status(), 502);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, r#"{"message":"Bad gateway"}"#);
+        // The dispatcher was there, and stalled: the request was handed to it.
+        assert!(executor.spawned.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[test]
+    fn a_lost_request_is_a_tls_failure_by_what_its_connection_saw() {
+        let note = ConnectionNote::default();
+        assert!(note.failure().is_none());
+        note.0.certificate_requested.store(true, Ordering::Release);
+        assert!(matches!(
+            note.failure(),
+            Some(TlsFailure::CertificateRefused)
+        ));
+        let _ = note
+            .0
+            .error
+            .set("received fatal alert: UnknownCA".to_owned());
+        assert!(matches!(
+            note.failure(),
+            Some(TlsFailure::OnConnection(error)) if error.contains("UnknownCA")
+        ));
+    }
 
     #[test]
     fn a_rustls_error_is_found_inside_nested_io_errors() {
