@@ -146,7 +146,7 @@ impl Sent {
                 Poll::Ready(Err(error)) => Err(upstream_failure(&error, tls.as_ref())),
                 Poll::Pending => {
                     #[cfg(feature = "tls")]
-                    if let Some(lost) = handoff.poll_lost(cx) {
+                    if let Some(lost) = handoff.lost(cx) {
                         return Poll::Ready(Err(connection_lost(lost, tls.is_some())));
                     }
                     #[cfg(not(feature = "tls"))]

@@ -127,7 +127,13 @@ impl Handoff {
     /// of that. So a closed connection and a mark still alive, read in that order, mean that
     /// no answer was read for the request and none can be: hyper is either about to hand the
     /// request back failed or has lost it. Either way the request has failed.
-    pub(in crate::upstream) fn poll_lost(&self, cx: &mut Context<'_>) -> Option<ConnectionLost> {
+    ///
+    /// A mark once gone stays gone (nothing marks the request again), so the later calls of a
+    /// request a dispatcher took return at once, without the waker's atomic.
+    pub(in crate::upstream) fn lost(&self, cx: &mut Context<'_>) -> Option<ConnectionLost> {
+        if self.unsent.strong_count() == 0 {
+            return None;
+        }
         let own = self.watch.0.get()?;
         own.0.closing.register(cx.waker());
         if !own.0.closed.load(Ordering::Acquire) || self.unsent.strong_count() == 0 {
