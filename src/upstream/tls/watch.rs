@@ -21,8 +21,9 @@
 //! nothing ever answers it, and hyper-util's response future waits for ever (tokio-rs/tokio
 //! #7714 is the same race through a `Permit`). A refused mTLS handshake makes this likely: the
 //! connection dies just as hyper-util hands the request over. So a request also keeps a
-//! [`Handoff`]: when the connection made for it closed while hyper still held the request
-//! unsent, the request ends there, as the failure it would have been.
+//! [`Handoff`]: when the connection made for it, the first one hyper-util handed it to,
+//! closed while hyper still held the request unsent, the request ends there, as the failure it
+//! would have been.
 
 use std::future::Future;
 use std::io;
@@ -95,12 +96,26 @@ struct Unsent(#[allow(dead_code)] Arc<()>);
 /// Whether hyper-util handed a request to the connection made for it, and that connection
 /// closed before taking the request: nothing can answer it then.
 ///
-/// Only the connection made in the request's own task counts: hyper-util never sends a
-/// request again after a failure on a fresh connection, whereas on a reused one it may retry
-/// a request that was not sent, on another connection, and that retry must not be cut short.
+/// Only a request whose first connection is the one made in its own task is watched:
+/// hyper-util never sends a request again after a failure on a fresh connection, whereas on a
+/// reused one it may retry a request that was not sent, on another connection, and that retry
+/// must not be cut short. "Made in the request's own task" alone is not "fresh for the
+/// request": over HTTP/1.1 the pool may win the race against the request's own connect, with
+/// an idle connection, while the own one goes on connecting in the background and then idles
+/// in the pool, where the request's retry may find it, reused. So a request seen handed to any
+/// other connection (or to one while its own was not even being made) is disarmed for good.
+///
+/// What this cannot see: hyper-util handing the request to a pooled connection, the send
+/// failing at once, and the retry taking the request's own connection from the pool, all
+/// within one poll of its response future. The request then looks handed first to its own
+/// connection, and if that one closes with the request unsent, the request is the 502 where
+/// hyper-util would have tried once more. That takes an idle connection that fails in the
+/// instant between the pool's check and the send, while the own connection, connecting in
+/// the background, has just become idle.
 #[derive(Debug)]
 pub(in crate::upstream) struct Handoff {
     watch: Watch,
+    /// The request's mark; a `Weak` of nothing once disarmed.
     unsent: Weak<()>,
     handed_to: CaptureConnection,
 }
@@ -129,21 +144,49 @@ impl Handoff {
     /// request back failed or has lost it. Either way the request has failed.
     ///
     /// A mark once gone stays gone (nothing marks the request again), so the later calls of a
-    /// request a dispatcher took return at once, without the waker's atomic.
-    pub(in crate::upstream) fn lost(&self, cx: &mut Context<'_>) -> Option<ConnectionLost> {
+    /// request a dispatcher took, or of a disarmed one, return at once, without the waker's
+    /// atomic.
+    pub(in crate::upstream) fn lost(&mut self, cx: &mut Context<'_>) -> Option<ConnectionLost> {
         if self.unsent.strong_count() == 0 {
             return None;
         }
-        let own = self.watch.0.get()?;
+        let handed_to = self.handed_to();
+        self.lost_on(handed_to.as_ref(), cx)
+    }
+
+    /// The note of the connection hyper-util last handed the request to, if any. Both the
+    /// capture and the request's watch are written only in the request's own task (hyper-util
+    /// hands the request over in it, and calls the connector in it), so neither changes while
+    /// this task asks.
+    fn handed_to(&self) -> Option<ConnectionNote> {
+        let connected = self.handed_to.connection_metadata();
+        let mut extensions = http::Extensions::new();
+        connected.as_ref()?.get_extras(&mut extensions);
+        extensions.remove::<ConnectionNote>()
+    }
+
+    /// [`lost`](Self::lost), the request last handed to `handed_to` (`None`: not yet).
+    fn lost_on(
+        &mut self,
+        handed_to: Option<&ConnectionNote>,
+        cx: &mut Context<'_>,
+    ) -> Option<ConnectionLost> {
+        // Not handed over yet: the connection's close, if it comes, is hyper-util's to report.
+        let handed_to = handed_to?;
+        let own = match self.watch.0.get() {
+            Some(own) if Arc::ptr_eq(&own.0, &handed_to.0) => own,
+            _ => {
+                // Handed to a connection not made for it: hyper-util may retry the request,
+                // later even on the request's own connection, reused by then.
+                self.unsent = Weak::new();
+                return None;
+            }
+        };
         own.0.closing.register(cx.waker());
         if !own.0.closed.load(Ordering::Acquire) || self.unsent.strong_count() == 0 {
             return None;
         }
-        let handed_to = self.handed_to.connection_metadata();
-        let mut extensions = http::Extensions::new();
-        handed_to.as_ref()?.get_extras(&mut extensions);
-        let note = extensions.get::<ConnectionNote>()?;
-        Arc::ptr_eq(&note.0, &own.0).then(|| ConnectionLost(own.failure()))
+        Some(ConnectionLost(own.failure()))
     }
 }
 
@@ -474,6 +517,63 @@ mod tests {
         assert_eq!(body, r#"{"message":"Bad gateway"}"#);
         // The dispatcher was there, and stalled: the request was handed to it.
         assert!(executor.spawned.load(Ordering::SeqCst) >= 2);
+    }
+
+    /// A request marked and watched, as `Sent::pooled` sends it; the request keeps the mark
+    /// alive for as long as the test holds it.
+    fn marked() -> (Request<()>, Watch, Handoff) {
+        let mut request = Request::new(());
+        let watch = Watch::default();
+        let handoff = Handoff::new(&mut request, &watch);
+        (request, watch, handoff)
+    }
+
+    /// What hyper dropping a watched connection's I/O does to its note.
+    fn close(note: &ConnectionNote) {
+        drop(Closes(note.clone()));
+    }
+
+    #[test]
+    fn a_request_handed_to_its_own_connection_is_lost_when_it_closes_with_the_request_unsent() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let (request, watch, mut handoff) = marked();
+        let own = ConnectionNote::default();
+        let _ = watch.0.set(own.clone());
+        // Connecting, then handed over and queued.
+        assert!(handoff.lost_on(None, &mut cx).is_none());
+        assert!(handoff.lost_on(Some(&own), &mut cx).is_none());
+        close(&own);
+        assert!(handoff.lost_on(Some(&own), &mut cx).is_some());
+        drop(request);
+    }
+
+    #[test]
+    fn a_request_first_handed_to_a_connection_not_made_for_it_is_never_cut_short() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let pooled = ConnectionNote::default();
+        let own = ConnectionNote::default();
+
+        // The pool won the race against the request's own connect, which went on in the
+        // background into the pool; the pooled connection failed, and hyper-util's retry took
+        // the own one from the pool, reused. It closes with the request unsent: hyper-util
+        // would try again, so this is not for the handoff to end.
+        let (request, watch, mut handoff) = marked();
+        let _ = watch.0.set(own.clone());
+        assert!(handoff.lost_on(Some(&pooled), &mut cx).is_none());
+        close(&own);
+        assert!(handoff.lost_on(Some(&own), &mut cx).is_none());
+        assert!(handoff.lost(&mut cx).is_none());
+        assert_eq!(handoff.unsent.strong_count(), 0, "disarmed for good");
+        drop(request);
+
+        // Handed to a pooled connection before the request made one of its own.
+        let (request, watch, mut handoff) = marked();
+        assert!(handoff.lost_on(Some(&pooled), &mut cx).is_none());
+        let own = ConnectionNote::default();
+        let _ = watch.0.set(own.clone());
+        close(&own);
+        assert!(handoff.lost_on(Some(&own), &mut cx).is_none());
+        drop(request);
     }
 
     #[test]
