@@ -190,6 +190,17 @@ impl Handoff {
     }
 }
 
+/// A request done (answered, failed or dropped) leaves no waker behind: its connection, idle in
+/// the pool or shared over h2, may outlive it by long, and would otherwise keep the finished
+/// task's waker, and what that holds, until it closes.
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        if let Some(own) = self.watch.0.get() {
+            drop(own.0.closing.take());
+        }
+    }
+}
+
 /// A request that the connection made for it closed on without taking it, and what that
 /// connection saw of its TLS.
 pub(in crate::upstream) struct ConnectionLost(pub(in crate::upstream) Option<TlsFailure>);
@@ -573,6 +584,29 @@ mod tests {
         let _ = watch.0.set(own.clone());
         close(&own);
         assert!(handoff.lost_on(Some(&own), &mut cx).is_none());
+        drop(request);
+    }
+
+    #[test]
+    fn a_finished_request_leaves_no_waker_on_its_connection() {
+        struct Task;
+        impl std::task::Wake for Task {
+            fn wake(self: Arc<Self>) {}
+        }
+        let task = Arc::new(Task);
+        let waker = std::task::Waker::from(Arc::clone(&task));
+        let mut cx = Context::from_waker(&waker);
+        let (request, watch, mut handoff) = marked();
+        let own = ConnectionNote::default();
+        let _ = watch.0.set(own.clone());
+        assert!(handoff.lost_on(Some(&own), &mut cx).is_none());
+        assert_eq!(
+            Arc::strong_count(&task),
+            3,
+            "the test's, the waker, the registered one"
+        );
+        drop(handoff);
+        assert_eq!(Arc::strong_count(&task), 2);
         drop(request);
     }
 
