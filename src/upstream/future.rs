@@ -268,10 +268,10 @@ fn upstream_failure(error: &legacy::Error, tls: Option<&TlsWatch>) -> Rejection 
             super::tls::TlsFailure::InError => {
                 tracing::warn!(error = %ErrorChain(error), "upstream TLS failed");
             }
-            super::tls::TlsFailure::OnConnection(tls_error) => {
+            super::tls::TlsFailure::Seen(super::tls::SeenTls::Error(tls_error)) => {
                 tracing::warn!(error = %ErrorChain(error), %tls_error, "upstream TLS failed");
             }
-            super::tls::TlsFailure::CertificateRefused => {
+            super::tls::TlsFailure::Seen(super::tls::SeenTls::CertificateRefused) => {
                 tracing::warn!(
                     error = %ErrorChain(error),
                     "upstream TLS failed: the server asked for a client certificate, then \
@@ -289,22 +289,32 @@ fn upstream_failure(error: &legacy::Error, tls: Option<&TlsWatch>) -> Rejection 
 }
 
 /// The 502 for a request whose connection, made for it, closed before taking it (see
-/// `tls::Handoff`): hyper-util would never have answered it. `https`: whether what the
-/// connection saw of its TLS may make this a TLS failure.
+/// `tls::Handoff`): hyper had not answered it, and either was about to hand it back failed or
+/// never would. `https`: whether what the connection saw of its TLS may make this a TLS
+/// failure.
 #[cfg(feature = "tls")]
 fn connection_lost(lost: super::tls::ConnectionLost, https: bool) -> Rejection {
     const CLOSED: &str = "the upstream connection made for the request closed before sending it";
-    match lost.0.filter(|_| https) {
-        Some(super::tls::TlsFailure::OnConnection(tls_error)) => {
+    // Once per request (the future answers then). There is no error of hyper's to log: if one
+    // was coming, this answer came first, and which of the two it was is not known.
+    tracing::debug!(
+        https,
+        certificate_requested = lost.certificate_requested,
+        answered_on_it = lost.answered,
+        "upstream request ended by its connection's close, not by an error from hyper: {CLOSED}, \
+         the request still queued (hyper was about to hand it back failed, or had lost it)"
+    );
+    match lost.tls.filter(|_| https) {
+        Some(super::tls::SeenTls::Error(tls_error)) => {
             tracing::warn!(%tls_error, "upstream TLS failed: {CLOSED}");
         }
-        Some(super::tls::TlsFailure::CertificateRefused) => {
+        Some(super::tls::SeenTls::CertificateRefused) => {
             tracing::warn!(
                 "upstream TLS failed: {CLOSED}; the server had asked for a client certificate \
                  (most likely refusing the certificate, or its absence)"
             );
         }
-        Some(super::tls::TlsFailure::InError) | None => {
+        None => {
             tracing::warn!("upstream request failed: {CLOSED}");
             return Rejection::bad_gateway();
         }

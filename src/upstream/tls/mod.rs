@@ -22,7 +22,7 @@ use rustls::{ClientConfig, RootCertStore};
 use zeroize::Zeroizing;
 
 pub(super) use self::watch::{
-    answered, tls_failure, watched, ConnectionLost, Handoff, TlsFailure, Watch,
+    answered, tls_failure, watched, ConnectionLost, Handoff, SeenTls, TlsFailure, Watch,
 };
 
 /// Where an `https://` upstream's trusted root certificates come from.

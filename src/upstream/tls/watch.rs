@@ -186,7 +186,11 @@ impl Handoff {
         if !own.0.closed.load(Ordering::Acquire) || self.unsent.strong_count() == 0 {
             return None;
         }
-        Some(ConnectionLost(own.failure()))
+        Some(ConnectionLost {
+            tls: own.failure(),
+            certificate_requested: own.0.certificate_requested.load(Ordering::Acquire),
+            answered: own.0.answered.load(Ordering::Acquire),
+        })
     }
 }
 
@@ -202,15 +206,29 @@ impl Drop for Handoff {
 }
 
 /// A request that the connection made for it closed on without taking it, and what that
-/// connection saw of its TLS.
-pub(in crate::upstream) struct ConnectionLost(pub(in crate::upstream) Option<TlsFailure>);
+/// connection saw.
+pub(in crate::upstream) struct ConnectionLost {
+    /// What makes this a TLS failure, if anything does.
+    pub(in crate::upstream) tls: Option<SeenTls>,
+    /// The server asked for a client certificate in the handshake.
+    pub(in crate::upstream) certificate_requested: bool,
+    /// A response came back on the connection (an h2 one is shared) before it closed.
+    pub(in crate::upstream) answered: bool,
+}
 
 /// A request's error that is a TLS failure.
 pub(in crate::upstream) enum TlsFailure {
     /// The error says so itself: a handshake or a certificate check failed.
     InError,
+    /// The connection it was on, or the one made for it, saw the failure.
+    Seen(SeenTls),
+}
+
+/// What a connection saw that makes its failure a TLS failure. A request lost with its
+/// connection (see [`Handoff`]) has no error of its own, so this is all there is to know.
+pub(in crate::upstream) enum SeenTls {
     /// The connection failed in TLS with this error (an alert, most often).
-    OnConnection(String),
+    Error(String),
     /// The server asked for a client certificate, then dropped the connection before any
     /// answer: a refusal of the certificate (or of its absence) whose alert was lost.
     CertificateRefused,
@@ -229,7 +247,7 @@ pub(in crate::upstream) fn tls_failure(error: &ClientError, watch: &Watch) -> Op
     let note = extensions
         .get::<ConnectionNote>()
         .or_else(|| watch.0.get())?;
-    note.failure()
+    note.failure().map(TlsFailure::Seen)
 }
 
 /// Notes that the connection a response came on (its extensions hold the connection info)
@@ -383,14 +401,14 @@ impl Drop for Closes {
 
 impl ConnectionNote {
     /// What this connection saw that makes its failure a TLS failure.
-    fn failure(&self) -> Option<TlsFailure> {
+    fn failure(&self) -> Option<SeenTls> {
         let note = &self.0;
         if let Some(error) = note.error.get() {
-            return Some(TlsFailure::OnConnection(error.clone()));
+            return Some(SeenTls::Error(error.clone()));
         }
         (note.certificate_requested.load(Ordering::Acquire)
             && !note.answered.load(Ordering::Acquire))
-        .then_some(TlsFailure::CertificateRefused)
+        .then_some(SeenTls::CertificateRefused)
     }
 
     fn saw<R>(&self, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
@@ -615,17 +633,14 @@ mod tests {
         let note = ConnectionNote::default();
         assert!(note.failure().is_none());
         note.0.certificate_requested.store(true, Ordering::Release);
-        assert!(matches!(
-            note.failure(),
-            Some(TlsFailure::CertificateRefused)
-        ));
+        assert!(matches!(note.failure(), Some(SeenTls::CertificateRefused)));
         let _ = note
             .0
             .error
             .set("received fatal alert: UnknownCA".to_owned());
         assert!(matches!(
             note.failure(),
-            Some(TlsFailure::OnConnection(error)) if error.contains("UnknownCA")
+            Some(SeenTls::Error(error)) if error.contains("UnknownCA")
         ));
     }
 
