@@ -342,3 +342,48 @@ fn client_response(
     remove_hop_by_hop(client.headers_mut());
     client
 }
+
+#[cfg(all(test, feature = "tls"))]
+mod tests {
+    use super::*;
+
+    use crate::upstream::tls::{ConnectionLost, SeenTls};
+
+    fn lost(tls: Option<SeenTls>) -> ConnectionLost {
+        ConnectionLost {
+            certificate_requested: matches!(tls, Some(SeenTls::CertificateRefused)),
+            tls,
+            answered: false,
+        }
+    }
+
+    fn alert() -> Option<SeenTls> {
+        Some(SeenTls::Error(
+            "received fatal alert: CertificateRequired".to_owned(),
+        ))
+    }
+
+    #[test]
+    fn a_lost_request_is_the_tls_502_over_https_when_its_connection_saw_a_tls_failure() {
+        let plain = Rejection::bad_gateway();
+        for seen in [alert(), Some(SeenTls::CertificateRefused)] {
+            let rejection = connection_lost(lost(seen), true);
+            assert_eq!(rejection.status(), 502);
+            assert_eq!(rejection.message(), TLS_FAILED);
+        }
+        // Nothing seen of TLS: the plain 502.
+        let rejection = connection_lost(lost(None), true);
+        assert_eq!(rejection.status(), 502);
+        assert_eq!(rejection.message(), plain.message());
+    }
+
+    #[test]
+    fn a_lost_request_is_the_plain_502_over_h2c_whatever_its_connection_saw() {
+        let plain = Rejection::bad_gateway();
+        for seen in [alert(), Some(SeenTls::CertificateRefused), None] {
+            let rejection = connection_lost(lost(seen), false);
+            assert_eq!(rejection.status(), 502);
+            assert_eq!(rejection.message(), plain.message());
+        }
+    }
+}

@@ -481,7 +481,7 @@ mod tests {
 
     use bytes::Bytes;
     use http_body_util::{BodyExt, Empty};
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tower::ServiceExt;
 
     use crate::ElectricUpstream;
@@ -515,6 +515,41 @@ mod tests {
         }
     }
 
+    /// Every log line, at every level, of this thread while the guard lives: a
+    /// current-thread runtime polls the request's future on the test's thread.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Logs {
+        fn capture(&self) -> tracing::subscriber::DefaultGuard {
+            let logs = self.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(move || logs.clone())
+                .finish();
+            tracing::subscriber::set_default(subscriber)
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    /// The upstream's own words when the handoff ends a request.
+    const HANDOFF_LOG: &str = "closed before sending it";
+
     #[tokio::test]
     async fn a_request_its_new_connection_closed_on_without_taking_it_is_a_502() {
         // h2c (prior knowledge): a server that reads the client's preface and hangs up, as a
@@ -534,6 +569,8 @@ mod tests {
         let request = Request::get("/v1/shape?offset=-1&table=items")
             .body(Empty::<Bytes>::new())
             .unwrap();
+        let logs = Logs::default();
+        let _guard = logs.capture();
         let response = tokio::time::timeout(HANG_GUARD, upstream.oneshot(request))
             .await
             .expect(
@@ -546,6 +583,163 @@ mod tests {
         assert_eq!(body, r#"{"message":"Bad gateway"}"#);
         // The dispatcher was there, and stalled: the request was handed to it.
         assert!(executor.spawned.load(Ordering::SeqCst) >= 2);
+        let logs = logs.text();
+        assert!(logs.contains(HANDOFF_LOG), "{logs}");
+    }
+
+    /// An executor that runs the first two futures hyper-util's client gives it, for a new h2
+    /// connection the task that owns its I/O (noted when it ends, its I/O dropped) and the
+    /// dispatcher, and keeps every later one, among them the future that answers a request the
+    /// dispatcher took, until released: hyper's answer then comes only after the close.
+    #[derive(Clone, Default)]
+    struct HoldsTheAnswers {
+        spawned: Arc<AtomicUsize>,
+        io_dropped: Arc<tokio::sync::Notify>,
+        kept: Arc<Mutex<Vec<Spawned>>>,
+    }
+
+    impl HoldsTheAnswers {
+        fn release(&self) {
+            for future in self.kept.lock().unwrap().drain(..) {
+                tokio::spawn(future);
+            }
+        }
+    }
+
+    impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for HoldsTheAnswers {
+        fn execute(&self, future: F) {
+            match self.spawned.fetch_add(1, Ordering::SeqCst) {
+                0 => {
+                    let io_dropped = Arc::clone(&self.io_dropped);
+                    tokio::spawn(async move {
+                        future.await;
+                        io_dropped.notify_one();
+                    });
+                }
+                1 => drop(tokio::spawn(future)),
+                _ => self.kept.lock().unwrap().push(Box::pin(future)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_its_new_connection_took_before_closing_gets_hyper_s_own_error() {
+        // h2c: a server that reads until the request's HEADERS, which h2 writes only after
+        // hyper's dispatcher took the request, and hangs up. The mark went with the take, so
+        // the close is hyper's to report, with its error, even when hyper's answer comes late.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut preface = [0; 24];
+            socket.read_exact(&mut preface).await.unwrap();
+            // An empty SETTINGS frame, so that nothing on the client waits for one.
+            socket
+                .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+                .await
+                .unwrap();
+            loop {
+                let mut header = [0; 9];
+                socket.read_exact(&mut header).await.unwrap();
+                let length = u32::from_be_bytes([0, header[0], header[1], header[2]]);
+                let mut payload = vec![0; length as usize];
+                socket.read_exact(&mut payload).await.unwrap();
+                if header[3] == 1 {
+                    return;
+                }
+            }
+        });
+        let executor = HoldsTheAnswers::default();
+        let upstream = ElectricUpstream::builder(format!("http://{address}"))
+            .http2_only(true)
+            .build_on(executor.clone())
+            .unwrap();
+        let request = Request::get("/v1/shape?offset=-1&table=items")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let logs = Logs::default();
+        let _guard = logs.capture();
+        let response = tokio::spawn(upstream.oneshot(request));
+        tokio::time::timeout(HANG_GUARD, executor.io_dropped.notified())
+            .await
+            .expect("the connection's I/O task never ended");
+        // The close woke the request; let it look.
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !response.is_finished(),
+            "the request ended before hyper answered it: {}",
+            logs.text()
+        );
+        assert!(
+            executor.spawned.load(Ordering::SeqCst) >= 3,
+            "no answer held"
+        );
+        executor.release();
+        let response = tokio::time::timeout(HANG_GUARD, response)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(response.status(), 502);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, r#"{"message":"Bad gateway"}"#);
+        let logs = logs.text();
+        assert!(logs.contains("upstream request failed error="), "{logs}");
+        assert!(!logs.contains(HANDOFF_LOG), "{logs}");
+    }
+
+    /// Whether the client's mark on a request was still alive when the request reached a
+    /// hyper server, over HTTP/1.1 or h2.
+    async fn mark_alive_when_served(http2: bool) -> bool {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let mut request = Request::get("http://upstream.test/v1/shape")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let handoff = Handoff::new(&mut request, &Watch::default());
+        let unsent = handoff.unsent.clone();
+        let alive = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&alive);
+        let service = hyper::service::service_fn(move |_| {
+            *seen.lock().unwrap() = Some(unsent.strong_count() > 0);
+            async { Ok::<_, std::convert::Infallible>(http::Response::new(Empty::<Bytes>::new())) }
+        });
+        let (server, client) = (TokioIo::new(server), TokioIo::new(client));
+        let response = if http2 {
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(server, service),
+            );
+            let (mut sender, connection) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), client)
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
+            sender.send_request(request).await
+        } else {
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(server, service),
+            );
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(client).await.unwrap();
+            tokio::spawn(connection);
+            sender.send_request(request).await
+        };
+        assert_eq!(response.unwrap().status(), 200);
+        drop(handoff);
+        let alive = alive.lock().unwrap().take();
+        alive.unwrap()
+    }
+
+    #[tokio::test]
+    async fn hyper_drops_the_mark_with_the_taken_request_over_http1_and_h2() {
+        // What lets the handoff tell a request hyper still holds unsent from one a dispatcher
+        // took: hyper keeps none of a taken request's extensions, over either protocol.
+        assert!(!mark_alive_when_served(false).await);
+        assert!(!mark_alive_when_served(true).await);
     }
 
     /// A request marked and watched, as `Sent::pooled` sends it; the request keeps the mark
@@ -571,8 +765,12 @@ mod tests {
         // Connecting, then handed over and queued.
         assert!(handoff.lost_on(None, &mut cx).is_none());
         assert!(handoff.lost_on(Some(&own), &mut cx).is_none());
+        own.0.certificate_requested.store(true, Ordering::Release);
         close(&own);
-        assert!(handoff.lost_on(Some(&own), &mut cx).is_some());
+        let lost = handoff.lost_on(Some(&own), &mut cx).expect("lost");
+        // With what its connection saw.
+        assert!(matches!(lost.tls, Some(SeenTls::CertificateRefused)));
+        assert!(lost.certificate_requested && !lost.answered);
         drop(request);
     }
 
@@ -629,11 +827,18 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_request_is_a_tls_failure_by_what_its_connection_saw() {
+    fn a_connection_saw_a_tls_failure_in_its_tls_error_else_in_an_unanswered_certificate_request() {
         let note = ConnectionNote::default();
         assert!(note.failure().is_none());
         note.0.certificate_requested.store(true, Ordering::Release);
         assert!(matches!(note.failure(), Some(SeenTls::CertificateRefused)));
+        let answered = ConnectionNote::default();
+        answered
+            .0
+            .certificate_requested
+            .store(true, Ordering::Release);
+        answered.0.answered.store(true, Ordering::Release);
+        assert!(answered.failure().is_none());
         let _ = note
             .0
             .error
