@@ -85,13 +85,15 @@ pub(in crate::upstream) fn watched<F: Future>(
     REQUEST.scope(watch.clone(), response)
 }
 
-/// The mark a request carries in its extensions while hyper holds it unsent. hyper drops a
-/// request's extensions when a dispatcher takes it to write it (hyper's HTTP/1.1 encoder and
-/// h2's `send_request` keep only method, URI and headers), or with the request when it hands
-/// it back, failed; it never clones them. A request lost in the dispatch channel keeps its
-/// mark for as long as the channel lives.
+/// The mark a request carries in its extensions while hyper holds it unsent. A dispatcher
+/// that takes a request drops its extensions before any of it goes out: over HTTP/1.1 they go
+/// with the request head at the end of `encode_head`, once the head is buffered and before it
+/// is written; over h2, `send_request` keeps only method, URI and headers. A request hyper
+/// hands back, failed, keeps its mark until hyper-util drops it with its error (or sends it
+/// again); hyper never clones them. A request lost in the dispatch channel keeps its mark for
+/// as long as the channel lives.
 #[derive(Debug, Clone)]
-struct Unsent(#[allow(dead_code)] Arc<()>);
+struct Unsent(#[expect(dead_code, reason = "held only for its strong count")] Arc<()>);
 
 /// Whether hyper-util handed a request to the connection made for it, and that connection
 /// closed before taking the request: nothing can answer it then.
