@@ -18,12 +18,13 @@
 //! queued request back, failed, when the dispatcher drops its end. A request sent while the
 //! dispatcher drops (the send has counted the message but not yet linked it in when the drop
 //! drains the queue) stays in the channel, which the request's own pooled sender keeps alive:
-//! nothing ever answers it, and hyper-util's response future waits for ever (tokio-rs/tokio
-//! #7714 is the same race through a `Permit`). A refused mTLS handshake makes this likely: the
-//! connection dies just as hyper-util hands the request over. So a request also keeps a
-//! [`Handoff`]: when the connection made for it, the first one hyper-util handed it to,
-//! closed while hyper still held the request unsent, the request ends there, as the failure it
-//! would have been.
+//! nothing ever answers it, and hyper-util's response future waits for ever. tokio-rs/tokio
+//! #7714 is the same race through a `Permit`; hyperium/hyper#4122 (open) is the race seen
+//! from hyper: a request sent as an HTTP/1.1 connection fails is never dropped. A refused
+//! mTLS handshake makes this likely: the connection dies just as hyper-util hands the request
+//! over. So a request also keeps a [`Handoff`]: when the connection made for it, the first one
+//! hyper-util handed it to, closed while hyper still held the request unsent, the request ends
+//! there, as the failure it would have been.
 
 use std::future::Future;
 use std::io;
