@@ -35,21 +35,9 @@ if [ -z "${BIN_DIR:-}" ]; then
     BIN_DIR=${CARGO_TARGET_DIR:-target}/release/examples
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-export ELECTRIC_SECRET="bench-$RANDOM$RANDOM"
-LISTEN_ADDR=127.0.0.1:0 "$BIN_DIR/static_upstream" >"$work/static.out" &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/static.out" ] && break; sleep 0.1; done
-export ELECTRIC_URL=$(head -1 "$work/static.out")
+# shellcheck source=benches/support/common.sh
+source benches/support/common.sh
+start_static_upstream "$BIN_DIR"
 
 path="/v1/shape?table=items&offset=-1&where=done%3Dfalse"
 auth='Authorization: Bearer alice-token'

@@ -22,21 +22,9 @@ command -v wrk >/dev/null || { echo "wrk is missing (Debian: apt-get install wrk
 
 cargo build --release --example static_upstream --example "$PROXY"
 bin=${CARGO_TARGET_DIR:-target}/release/examples
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-export ELECTRIC_SECRET="bench-$RANDOM$RANDOM"
-LISTEN_ADDR=127.0.0.1:0 "$bin/static_upstream" >"$work/static.out" &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/static.out" ] && break; sleep 0.1; done
-export ELECTRIC_URL=$(head -1 "$work/static.out")
+# shellcheck source=benches/support/common.sh
+source benches/support/common.sh
+start_static_upstream "$bin"
 ALLOW_CIDRS=127.0.0.1/32 METRICS_ADDR=off RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$PORT "$bin/$PROXY" >"$work/proxy.out" &
 pids+=($!); proxy=$!
 url="http://127.0.0.1:$PORT/v1/shape?table=items&offset=-1&where=done%3Dfalse"

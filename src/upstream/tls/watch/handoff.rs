@@ -224,6 +224,24 @@ mod tests {
         }
     }
 
+    /// An h2c server for one connection: it reads the client's 24-byte preface, then runs
+    /// `then` with the socket, and hangs up when that ends.
+    async fn h2c_server<F, Fut>(then: F) -> std::net::SocketAddr
+    where
+        F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut preface = [0; 24];
+            socket.read_exact(&mut preface).await.unwrap();
+            then(socket).await;
+        });
+        address
+    }
+
     /// The upstream's own words when the handoff ends a request.
     const HANDOFF_LOG: &str = "closed before sending it";
 
@@ -231,13 +249,7 @@ mod tests {
     async fn a_request_its_new_connection_closed_on_without_taking_it_is_a_502() {
         // h2c (prior knowledge): a server that reads the client's preface and hangs up, as a
         // TLS server that refuses the client's certificate hangs up after the handshake.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut preface = [0; 24];
-            socket.read_exact(&mut preface).await.unwrap();
-        });
+        let address = h2c_server(|_| async {}).await;
         let executor = StallsTheDispatcher::default();
         let upstream = ElectricUpstream::builder(format!("http://{address}"))
             .http2_only(true)
@@ -304,12 +316,7 @@ mod tests {
         // h2c: a server that reads until the request's HEADERS, which h2 writes only after
         // hyper's dispatcher took the request, and hangs up. The mark went with the take, so
         // the close is hyper's to report, with its error, even when hyper's answer comes late.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut preface = [0; 24];
-            socket.read_exact(&mut preface).await.unwrap();
+        let address = h2c_server(|mut socket| async move {
             // An empty SETTINGS frame, so that nothing on the client waits for one.
             socket
                 .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
@@ -325,7 +332,8 @@ mod tests {
                     return;
                 }
             }
-        });
+        })
+        .await;
         let executor = HoldsTheAnswers::default();
         let upstream = ElectricUpstream::builder(format!("http://{address}"))
             .http2_only(true)
