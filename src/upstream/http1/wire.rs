@@ -13,7 +13,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
 use super::Http1Error;
-use crate::protocol::headers::list_elements;
+use crate::protocol::headers::{self, list_elements};
 
 /// The largest response head read (status line and headers, each informational head on its
 /// own): hyper's default buffer limit is about 400 KiB; Electric's heads are about 1 KiB.
@@ -160,18 +160,19 @@ pub(super) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error>
     }))
 }
 
-/// Electric's own response headers, on every response: named from these, a header name needs
-/// no allocation of its own (`HeaderName::from_bytes` copies every name it does not know).
+/// Electric's own response headers, on every response (the crate's names of them): named from
+/// these, a header name needs no allocation of its own (`HeaderName::from_bytes` copies every
+/// name it does not know).
 static ELECTRIC_HEADERS: [HeaderName; 9] = [
-    HeaderName::from_static("electric-cursor"),
-    HeaderName::from_static("electric-handle"),
-    HeaderName::from_static("electric-has-data"),
-    HeaderName::from_static("electric-offset"),
-    HeaderName::from_static("electric-schema"),
-    HeaderName::from_static("electric-up-to-date"),
-    HeaderName::from_static("electric-internal-known-error"),
-    HeaderName::from_static("electric-server"),
-    HeaderName::from_static("electric-snapshot"),
+    headers::ELECTRIC_CURSOR,
+    headers::ELECTRIC_HANDLE,
+    headers::ELECTRIC_HAS_DATA,
+    headers::ELECTRIC_OFFSET,
+    headers::ELECTRIC_SCHEMA,
+    headers::ELECTRIC_UP_TO_DATE,
+    headers::ELECTRIC_INTERNAL_KNOWN_ERROR,
+    headers::ELECTRIC_SERVER,
+    headers::ELECTRIC_SNAPSHOT,
 ];
 
 /// The header name `raw` spells (any case), `None` when it is not a valid one.
