@@ -46,19 +46,29 @@ pub const DEFAULT_PRIVATE_MAX_AGE: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CacheRules<'a> {
     pub(crate) safety: CacheSafety,
-    pub(crate) vary_on: &'a [HeaderName],
-    /// [`vary_alone`] of `vary_on`, made once by the layer.
-    pub(crate) vary_alone: Option<&'a HeaderValue>,
+    pub(crate) vary_on: &'a VaryOn,
     pub(crate) private_max_age: Duration,
 }
 
-/// The `Vary` a response without one gets: the headers of `vary_on`, each once (`None` when
-/// there are none). Electric sends no `Vary`, so this is what nearly every response gets, and
-/// the layer makes it once rather than on every response.
-pub(crate) fn vary_alone(vary_on: &[HeaderName]) -> Option<HeaderValue> {
-    let mut headers = HeaderMap::new();
-    add_vary(&mut headers, vary_on, None);
-    headers.remove(VARY)
+/// The request headers a response that depends on the principal varies on, with the `Vary` a
+/// response without one gets. Electric sends no `Vary`, so that value is what nearly every
+/// response gets: it is made once, with the names, rather than on every response.
+#[derive(Debug, Clone)]
+pub(crate) struct VaryOn {
+    names: Vec<HeaderName>,
+    /// `merged_vary` of no `Vary` at all and `names`.
+    alone: Option<HeaderValue>,
+}
+
+impl VaryOn {
+    pub(crate) fn new(names: Vec<HeaderName>) -> Self {
+        let alone = merged_vary(&HeaderMap::new(), &names);
+        Self { names, alone }
+    }
+
+    pub(crate) fn names(&self) -> &[HeaderName] {
+        &self.names
+    }
 }
 
 /// Rewrites `headers` according to `rules`.
@@ -68,7 +78,7 @@ pub(crate) fn make_cache_safe(headers: &mut HeaderMap, rules: CacheRules<'_>) {
         CacheSafety::Private => make_private(headers, rules.private_max_age.as_secs()),
         CacheSafety::VaryOnly => {}
     }
-    add_vary(headers, rules.vary_on, rules.vary_alone);
+    add_vary(headers, rules.vary_on);
 }
 
 /// The directives whose value is a lifetime a private cache would honour.
@@ -165,12 +175,19 @@ fn push_capped(out: &mut String, name: &str, directive: &str, cap_secs: u64) {
     push_decimal(out, seconds);
 }
 
-/// `alone`: what `vary_on` alone makes ([`vary_alone`]), if known.
-fn add_vary(headers: &mut HeaderMap, vary_on: &[HeaderName], alone: Option<&HeaderValue>) {
-    if let (Some(alone), false) = (alone, headers.contains_key(VARY)) {
-        headers.insert(VARY, alone.clone());
-        return;
+fn add_vary(headers: &mut HeaderMap, vary_on: &VaryOn) {
+    let value = match headers.contains_key(VARY) {
+        true => merged_vary(headers, &vary_on.names),
+        false => vary_on.alone.clone(),
+    };
+    if let Some(value) = value {
+        headers.insert(VARY, value);
     }
+}
+
+/// The names of the response's `Vary`, then `vary_on`, each once (ASCII case ignored), as one
+/// value. `None`: `Vary` stays as it is (no names at all, or `*` already).
+fn merged_vary(headers: &HeaderMap, vary_on: &[HeaderName]) -> Option<HeaderValue> {
     let mut names = String::with_capacity(64);
     // The names are trimmed list elements, without commas, so ", " only ever separates them;
     // searched by byte (`split(", ")` set up a substring searcher for every name).
@@ -189,17 +206,15 @@ fn add_vary(headers: &mut HeaderMap, vary_on: &[HeaderName], alone: Option<&Head
     for name in text_elements(headers, &VARY) {
         if name == "*" {
             // Varies on everything already: no cache will reuse it.
-            return;
+            return None;
         }
         add(name);
     }
     vary_on.iter().map(HeaderName::as_str).for_each(&mut add);
     if names.is_empty() {
-        return;
+        return None;
     }
-    if let Some(value) = header_value(names) {
-        headers.insert(VARY, value);
-    }
+    header_value(names)
 }
 
 #[cfg(test)]
@@ -223,8 +238,7 @@ mod tests {
             headers,
             CacheRules {
                 safety,
-                vary_on,
-                vary_alone: vary_alone(vary_on).as_ref(),
+                vary_on: &VaryOn::new(vary_on.to_vec()),
                 private_max_age: DEFAULT_PRIVATE_MAX_AGE,
             },
         );
@@ -263,8 +277,7 @@ mod tests {
             &mut map,
             CacheRules {
                 safety: CacheSafety::Private,
-                vary_on: &[],
-                vary_alone: None,
+                vary_on: &VaryOn::new(Vec::new()),
                 private_max_age: Duration::from_secs(10),
             },
         );
@@ -372,22 +385,20 @@ mod tests {
             &[AUTHORIZATION, COOKIE],
             &[COOKIE, AUTHORIZATION, COOKIE, custom.clone()],
         ] {
-            let mut each_time = HeaderMap::new();
-            add_vary(&mut each_time, vary_on, None);
-            let alone = vary_alone(vary_on);
             let mut once = HeaderMap::new();
-            add_vary(&mut once, vary_on, alone.as_ref());
-            assert_eq!(once, each_time, "{vary_on:?}");
+            add_vary(&mut once, &VaryOn::new(vary_on.to_vec()));
+            let each_time = merged_vary(&HeaderMap::new(), vary_on);
+            assert_eq!(once.get(VARY), each_time.as_ref(), "{vary_on:?}");
         }
-        assert_eq!(
-            vary_alone(&[COOKIE, AUTHORIZATION, COOKIE]).unwrap(),
-            "cookie, authorization"
-        );
-        assert_eq!(vary_alone(&[]), None);
+        let mut map = HeaderMap::new();
+        add_vary(&mut map, &VaryOn::new(vec![COOKIE, AUTHORIZATION, COOKIE]));
+        assert_eq!(map[VARY], "cookie, authorization");
+        let mut map = HeaderMap::new();
+        add_vary(&mut map, &VaryOn::new(Vec::new()));
+        assert!(map.is_empty());
         // A response with its own Vary is merged with, not replaced.
         let mut map = headers(&[("vary", "Accept-Encoding")]);
-        let alone = vary_alone(&[COOKIE]);
-        add_vary(&mut map, &[COOKIE], alone.as_ref());
+        add_vary(&mut map, &VaryOn::new(vec![COOKIE]));
         assert_eq!(map[VARY], "Accept-Encoding, cookie");
     }
 

@@ -21,7 +21,7 @@ use crate::protocol::{QueryPairs, ShapeRequest, SqlLimits, SubsetParams};
 use crate::rejection::Rejection;
 
 use super::body::RequestBody;
-use super::cache::{make_cache_safe, vary_alone, CacheRules, CacheSafety, DEFAULT_PRIVATE_MAX_AGE};
+use super::cache::{make_cache_safe, CacheRules, CacheSafety, VaryOn, DEFAULT_PRIVATE_MAX_AGE};
 use super::decision::Policy;
 use super::memo::{WhereMemo, DEFAULT_WHERE_MEMO_CAPACITY};
 use super::rebuild::{rebuild, subset_from_body, subset_to_body};
@@ -40,9 +40,7 @@ struct Config {
     max_body_len: usize,
     sql_limits: SqlLimits,
     cache_safety: CacheSafety,
-    vary_on: Vec<HeaderName>,
-    /// `vary_alone(&vary_on)`, kept beside it.
-    vary_alone: Option<HeaderValue>,
+    vary_on: VaryOn,
     private_max_age: Duration,
     where_memo: Arc<WhereMemo>,
 }
@@ -62,7 +60,7 @@ impl fmt::Debug for ShapeParamPolicyLayer {
             .field("max_body_len", &self.config.max_body_len)
             .field("sql_limits", &self.config.sql_limits)
             .field("cache_safety", &self.config.cache_safety)
-            .field("vary_on", &self.config.vary_on)
+            .field("vary_on", &self.config.vary_on.names())
             .field("private_max_age", &self.config.private_max_age)
             .field("where_memo", &self.config.where_memo)
             .finish_non_exhaustive()
@@ -80,8 +78,7 @@ impl ShapeParamPolicyLayer {
                 max_body_len: DEFAULT_MAX_BODY_LEN,
                 sql_limits: SqlLimits::default(),
                 cache_safety: CacheSafety::default(),
-                vary_on: vec![AUTHORIZATION, COOKIE],
-                vary_alone: vary_alone(&[AUTHORIZATION, COOKIE]),
+                vary_on: VaryOn::new(vec![AUTHORIZATION, COOKIE]),
                 private_max_age: DEFAULT_PRIVATE_MAX_AGE,
                 where_memo: Arc::new(WhereMemo::new(DEFAULT_WHERE_MEMO_CAPACITY)),
             },
@@ -127,8 +124,7 @@ impl ShapeParamPolicyLayer {
     /// The request headers that carry the principal's credentials, named in `Vary` on
     /// responses that depend on the principal (default: `authorization`, `cookie`).
     pub fn vary_on(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.config.vary_on = headers.into_iter().collect();
-        self.config.vary_alone = vary_alone(&self.config.vary_on);
+        self.config.vary_on = VaryOn::new(headers.into_iter().collect());
         self
     }
 
@@ -238,7 +234,6 @@ where
                         CacheRules {
                             safety: config.cache_safety,
                             vary_on: &config.vary_on,
-                            vary_alone: config.vary_alone.as_ref(),
                             private_max_age: config.private_max_age,
                         },
                     );
