@@ -242,6 +242,25 @@ mod tests {
         address
     }
 
+    /// An h2c upstream at `address` whose pooled client spawns with `executor`, and a request
+    /// for it.
+    fn h2c_upstream<E>(
+        address: std::net::SocketAddr,
+        executor: E,
+    ) -> (ElectricUpstream, Request<Empty<Bytes>>)
+    where
+        E: hyper::rt::Executor<Spawned> + Send + Sync + Clone + 'static,
+    {
+        let upstream = ElectricUpstream::builder(format!("http://{address}"))
+            .http2_only(true)
+            .build_on(executor)
+            .unwrap();
+        let request = Request::get("/v1/shape?offset=-1&table=items")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        (upstream, request)
+    }
+
     /// The upstream's own words when the handoff ends a request.
     const HANDOFF_LOG: &str = "closed before sending it";
 
@@ -251,13 +270,7 @@ mod tests {
         // TLS server that refuses the client's certificate hangs up after the handshake.
         let address = h2c_server(|_| async {}).await;
         let executor = StallsTheDispatcher::default();
-        let upstream = ElectricUpstream::builder(format!("http://{address}"))
-            .http2_only(true)
-            .build_on(executor.clone())
-            .unwrap();
-        let request = Request::get("/v1/shape?offset=-1&table=items")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
+        let (upstream, request) = h2c_upstream(address, executor.clone());
         let logs = Logs::default();
         let _guard = logs.capture();
         let response = tokio::time::timeout(HANG_GUARD, upstream.oneshot(request))
@@ -335,13 +348,7 @@ mod tests {
         })
         .await;
         let executor = HoldsTheAnswers::default();
-        let upstream = ElectricUpstream::builder(format!("http://{address}"))
-            .http2_only(true)
-            .build_on(executor.clone())
-            .unwrap();
-        let request = Request::get("/v1/shape?offset=-1&table=items")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
+        let (upstream, request) = h2c_upstream(address, executor.clone());
         let logs = Logs::default();
         let _guard = logs.capture();
         let response = tokio::spawn(upstream.oneshot(request));
